@@ -1,0 +1,401 @@
+"""Datasets: Fashion-MNIST and friends, an image folder, or the paper's list files.
+
+A data *source* is a string, as given to ``--data``:
+
+- ``fashion-mnist`` (also ``mnist``, ``cifar10``): torchvision's dataset classes. Fashion-MNIST
+  is read from the Debian package ``dataset-fashion-mnist`` when it is installed, else
+  downloaded by torchvision when the machine is online. ``NAME:DIR`` reads the dataset's
+  original files (``*-idx?-ubyte[.gz]`` for the MNIST family) from ``DIR``.
+- a directory: torchvision's ``ImageFolder``. With ``train/`` and ``val/`` (or ``test/``)
+  subfolders those are the splits; otherwise the folder is used for whichever split is asked.
+- a list file: one ``relative/path label`` per line (the paper's format), paths relative to
+  ``root`` (default: the list file's folder).
+
+Images become tensors sized from the search space: resized to its input size and converted to
+the network's channel count.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+from torchvision import datasets
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from .errors import DataError
+
+SPLITS = ("train", "test")
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclass(frozen=True)
+class _Catalogued:
+    """A dataset that torchvision knows how to read and download."""
+
+    cls: type
+    system_dir: str | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+CATALOGUE: dict[str, _Catalogued] = {
+    "fashion-mnist": _Catalogued(
+        datasets.FashionMNIST, "/usr/share/datasets/fashion-mnist", (0.2860,), (0.3530,)
+    ),
+    "mnist": _Catalogued(datasets.MNIST, None, (0.1307,), (0.3081,)),
+    "cifar10": _Catalogued(
+        datasets.CIFAR10, None, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    ),
+}
+
+
+@dataclass
+class ImageData:
+    """A dataset plus what the rest of tfnas needs to know about it."""
+
+    name: str
+    split: str
+    dataset: Dataset
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+
+def cache_dir() -> Path:
+    """Where tfnas keeps downloads and unpacked copies: $TFNAS_CACHE or ~/.cache/tfnas."""
+    if os.environ.get("TFNAS_CACHE"):
+        return Path(os.environ["TFNAS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tfnas"
+
+
+# -- transforms ---------------------------------------------------------------------------------
+
+
+class ToChannels(torch.nn.Module):
+    """Convert an image tensor to 1 (grayscale) or 3 (RGB) channels."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise DataError(f"images can be read with 1 or 3 channels, not {channels}.")
+        self.channels = channels
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        have = image.shape[-3]
+        if have == self.channels:
+            return image
+        if self.channels == 3:
+            return TF.grayscale_to_rgb(image)
+        return TF.rgb_to_grayscale(image[..., :3, :, :], num_output_channels=1)
+
+
+def build_transform(
+    image_size: int, channels: int, train: bool, mean: Sequence[float], std: Sequence[float]
+) -> v2.Compose:
+    """Resize to the space's input size; light augmentation for training.
+
+    Small inputs (< 64 px, e.g. Fashion-MNIST in ``tfnas-small``) get padded random crops and
+    flips; larger ones the ImageNet recipe (random resized crop, flip; resize and centre crop
+    for evaluation).
+    """
+    mean, std = _stats_for(channels, mean, std)
+    ops: list[Callable[..., Any]] = [v2.ToImage(), ToChannels(channels)]
+    if image_size >= 64:
+        if train:
+            ops += [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            ops += [v2.Resize(round(image_size / 0.875), antialias=True), v2.CenterCrop(image_size)]
+    else:
+        ops += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+        if train:
+            ops += [
+                v2.RandomCrop(image_size, padding=max(1, image_size // 8)),
+                v2.RandomHorizontalFlip(),
+            ]
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    return v2.Compose(ops)
+
+
+def _stats_for(channels: int, mean: Sequence[float], std: Sequence[float]):
+    if len(mean) == channels:
+        return list(mean), list(std)
+    if channels == 3:
+        return list(mean) * 3, list(std) * 3
+    return [sum(mean) / len(mean)], [sum(std) / len(std)]
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+
+class TensorImageDataset(Dataset):
+    """Images held in memory as one uint8 tensor (N, C, H, W): fast for small datasets."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if images.ndim == 3:
+            images = images.unsqueeze(1)
+        self.images = images
+        self.targets = targets.long()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.targets[index])
+
+
+class ListFileDataset(Dataset):
+    """The paper's list files: ``relative/path label`` per line, paths under ``root``."""
+
+    def __init__(
+        self,
+        list_file: Path,
+        root: Path | None = None,
+        transform: Callable[[Any], torch.Tensor] | None = None,
+    ) -> None:
+        self.list_file = list_file
+        self.root = root if root is not None else list_file.parent
+        self.transform = transform
+        self.samples: list[tuple[str, int]] = []
+        try:
+            lines = list_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{list_file}: cannot be read ({exc}).") from exc
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
+                raise DataError(
+                    f"{list_file}: line {number} must be 'relative/path label' with a "
+                    f"non-negative integer label, got {line[:60]!r}."
+                )
+            self.samples.append((parts[0], int(parts[1])))
+        if not self.samples:
+            raise DataError(f"{list_file}: lists no images.")
+        for rel, _ in (self.samples[0], self.samples[-1]):
+            if not (self.root / rel).is_file():
+                raise DataError(
+                    f"{list_file}: lists {rel!r}, which is not a file under {self.root} "
+                    "(is the data root right?)."
+                )
+        self.num_classes = max(label for _, label in self.samples) + 1
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        rel, label = self.samples[index]
+        image = datasets.folder.default_loader(str(self.root / rel))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+def open_dataset(
+    source: str,
+    split: str = "train",
+    *,
+    image_size: int,
+    channels: int,
+    train_transform: bool | None = None,
+    root: str | Path | None = None,
+    download: bool = True,
+) -> ImageData:
+    """Open ``split`` of a data source, transformed for a space's input size and channels.
+
+    ``train_transform`` defaults to augmentation on the train split only.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}' (choose from {', '.join(SPLITS)}).")
+    augment = split == "train" if train_transform is None else train_transform
+    name, _, location = source.partition(":")
+    if name in CATALOGUE:
+        return _open_catalogued(
+            name, location or None, split, image_size, channels, augment, download
+        )
+    path = Path(source)
+    if path.is_dir():
+        return _open_folder(path, split, image_size, channels, augment)
+    if path.is_file():
+        transform = build_transform(image_size, channels, augment, *IMAGENET_STATS)
+        ds = ListFileDataset(path, Path(root) if root is not None else None, transform)
+        classes = tuple(str(i) for i in range(ds.num_classes))
+        return ImageData(str(path), split, ds, classes)
+    raise DataError(
+        f"data source '{source}' is neither a known dataset ({', '.join(CATALOGUE)}), "
+        "an image folder, nor a list file."
+    )
+
+
+def _open_folder(
+    path: Path, split: str, image_size: int, channels: int, augment: bool
+) -> ImageData:
+    folder = path
+    if (path / "train").is_dir():
+        names = ("train",) if split == "train" else ("val", "test")
+        found = [path / n for n in names if (path / n).is_dir()]
+        if not found:
+            raise DataError(
+                f"{path}: has a train/ folder but no val/ or test/ folder to evaluate on."
+            )
+        folder = found[0]
+    transform = build_transform(image_size, channels, augment, *IMAGENET_STATS)
+    try:
+        ds = datasets.ImageFolder(str(folder), transform=transform)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DataError(
+            f"{folder}: is not an image folder with one sub-folder per class ({exc})."
+        ) from None
+    return ImageData(str(folder), split, ds, tuple(ds.classes))
+
+
+def _open_catalogued(
+    name: str,
+    location: str | None,
+    split: str,
+    image_size: int,
+    channels: int,
+    augment: bool,
+    download: bool,
+) -> ImageData:
+    entry = CATALOGUE[name]
+    transform = build_transform(image_size, channels, augment, entry.mean, entry.std)
+    train = split == "train"
+    source_dir = location or entry.system_dir
+    if (
+        source_dir
+        and Path(source_dir).is_dir()
+        and entry.cls in (datasets.FashionMNIST, datasets.MNIST)
+    ):
+        root = _unpack_idx_files(entry.cls, Path(source_dir))
+        ds = entry.cls(str(root), train=train, download=False)
+    elif location:
+        raise DataError(f"{location}: no such directory holding the files of {name}.")
+    else:
+        root = cache_dir() / "downloads"
+        try:
+            ds = entry.cls(str(root), train=train, download=download)
+        except (RuntimeError, OSError) as exc:
+            hint = f" or install the Debian package dataset-{name}" if entry.system_dir else ""
+            raise DataError(
+                f"{name} is not on this machine and could not be downloaded ({exc}); connect "
+                f"to the internet{hint}, or pass {name}:DIR with the dataset's files."
+            ) from None
+    images = torch.as_tensor(ds.data)
+    if images.ndim == 4:  # CIFAR: N, H, W, C
+        images = images.permute(0, 3, 1, 2).contiguous()
+    targets = torch.as_tensor(ds.targets)
+    return ImageData(name, split, TensorImageDataset(images, targets, transform), tuple(ds.classes))
+
+
+def _unpack_idx_files(cls: type, source_dir: Path) -> Path:
+    """Lay the original idx files out as torchvision expects (ROOT/NAME/raw, uncompressed).
+
+    Copies go to the cache once per source folder; torchvision then reads them itself.
+    """
+    digest = hashlib.sha1(str(source_dir.resolve()).encode()).hexdigest()[:10]
+    root = cache_dir() / "unpacked" / digest
+    raw = root / cls.__name__ / "raw"
+    for url, _ in cls.resources:
+        packed_name = os.path.basename(url)
+        plain_name = os.path.splitext(packed_name)[0]
+        target = raw / plain_name
+        if target.is_file():
+            continue
+        raw.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        if (source_dir / plain_name).is_file():
+            shutil.copyfile(source_dir / plain_name, tmp)
+        elif (source_dir / packed_name).is_file():
+            with gzip.open(source_dir / packed_name, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            raise DataError(
+                f"{source_dir}: lacks {packed_name} (or its unpacked form {plain_name})."
+            )
+        os.replace(tmp, target)
+    return root
+
+
+# -- the search split ---------------------------------------------------------------------------
+
+
+def search_split_indices(
+    n: int, arch_fraction: float = 0.2, seed: int = 0, limit: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Deterministic split of ``n`` samples into a weight part and an architecture part.
+
+    With ``limit``, a seeded subset of that many samples is split instead (for quick searches).
+    The same (n, fraction, seed, limit) always gives the same split, on any machine.
+    """
+    if not 0 < arch_fraction < 1:
+        raise DataError(
+            f"the architecture fraction must lie strictly between 0 and 1, got {arch_fraction}."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=generator).tolist()
+    if limit is not None:
+        if limit < 2:
+            raise DataError(f"a search needs at least 2 samples, got a limit of {limit}.")
+        order = order[:limit]
+    n_arch = max(1, round(len(order) * arch_fraction))
+    if n_arch >= len(order):
+        raise DataError(f"{len(order)} samples are too few to split {arch_fraction:.0%} off.")
+    return sorted(order[n_arch:]), sorted(order[:n_arch])
+
+
+def split_for_search(
+    source: str,
+    *,
+    image_size: int,
+    channels: int,
+    arch_fraction: float = 0.2,
+    seed: int = 0,
+    limit: int | None = None,
+    root: str | Path | None = None,
+) -> tuple[ImageData, ImageData]:
+    """The weight part (augmented) and architecture part (not augmented) of the train split."""
+    weight_data = open_dataset(
+        source, "train", image_size=image_size, channels=channels, train_transform=True, root=root
+    )
+    arch_data = open_dataset(
+        source, "train", image_size=image_size, channels=channels, train_transform=False, root=root
+    )
+    weight_idx, arch_idx = search_split_indices(len(weight_data), arch_fraction, seed, limit)
+    return (
+        ImageData(
+            weight_data.name,
+            "weights",
+            Subset(weight_data.dataset, weight_idx),
+            weight_data.classes,
+        ),
+        ImageData(
+            arch_data.name, "architecture", Subset(arch_data.dataset, arch_idx), arch_data.classes
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Neural-network building blocks and the networks built from a space and an architecture."""
