@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -281,6 +282,211 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- latency tables -----------------------------------------------------------------------------
+
+
+def _table_and_space(lut_path: str, space_arg: str | None):
+    """A latency table and the space it belongs to (built-in by name, or --space FILE)."""
+    from .latency.table import LatencyTableError, load_table
+    from .space import load_space
+
+    table = load_table(lut_path)
+    if space_arg is None:
+        try:
+            space = load_space(table.space_name)
+        except TfnasError:
+            raise LatencyTableError(
+                f"{lut_path}: belongs to space '{table.space_name}', which is not built in; "
+                "pass its YAML file with --space."
+            ) from None
+    else:
+        space = load_space(space_arg)
+    try:
+        table.check_space(space)
+    except LatencyTableError as exc:
+        raise LatencyTableError(f"{lut_path}: {exc}") from None
+    return table, space
+
+
+def _meter(args: argparse.Namespace):
+    from .latency.measure import LatencyMeter, TimingPolicy
+
+    return LatencyMeter(
+        args.device,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        policy=TimingPolicy(statistic=args.statistic),
+    )
+
+
+def cmd_lut_build(args: argparse.Namespace) -> int:
+    from .latency.build import build_table, journal_path
+    from .space import load_space
+
+    space = load_space(args.space)
+    meter = _meter(args)
+    table = build_table(
+        space,
+        meter,
+        args.out,
+        width_step=args.width_step,
+        classes=args.classes,
+        in_channels=args.in_channels,
+        resume=args.resume,
+        limit=args.limit,
+    )
+    if table is None:
+        print(
+            f"stopped after {args.limit} measurements; continue with --resume "
+            f"(journal: {journal_path(Path(args.out))})"
+        )
+        return 0
+    print(
+        f"wrote {args.out}: {len(table.entries)} block entries, base {table.base_ms:.3f} ms, "
+        f"{table.meta['measurements']} measurements in {table.meta['build_seconds']:.0f} s "
+        f"on {meter.fingerprint()['cpu'] if args.device != 'cuda' else table.device['gpu']}"
+    )
+    return 0
+
+
+def cmd_lut_import(args: argparse.Namespace) -> int:
+    from .latency.official import import_tfnas_table
+
+    table = import_tfnas_table(args.file)
+    table.save(args.out)
+    print(
+        f"wrote {args.out}: {len(table.entries)} entries of space {table.space_name}, "
+        f"base {table.base_ms:.3f} ms, device {table.device.get('gpu') or table.device.get('cpu')}"
+    )
+    return 0
+
+
+def cmd_lut_range(args: argparse.Namespace) -> int:
+    from .latency.table import latency_range
+
+    table, space = _table_and_space(args.lut, args.space)
+    r = latency_range(space, table)
+    if args.json:
+        _print_json(
+            {
+                "space": space.name,
+                "fastest_ms": r.fastest_ms,
+                "slowest_ms": r.slowest_ms,
+                "calibrated": table.calibration is not None,
+                "fastest": r.fastest.to_dict(),
+                "slowest": r.slowest.to_dict(),
+            }
+        )
+        return 0
+    print(
+        f"feasible latency range of {space.name} on {args.lut}: "
+        f"{r.fastest_ms:.2f} to {r.slowest_ms:.2f} ms"
+        + (" (calibrated)" if table.calibration else "")
+    )
+    print(f"fastest: {r.fastest.describe()}")
+    print(f"slowest: {r.slowest.describe()}")
+    return 0
+
+
+def cmd_lut_check(args: argparse.Namespace) -> int:
+    from .latency.build import table_meter
+    from .latency.check import check_table
+
+    table, space = _table_and_space(args.lut, args.space)
+    meter = table_meter(table)
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(it):
+            return tqdm(it, desc="measuring networks", unit="net")
+
+    result = check_table(space, table, meter, args.archs, args.seed, args.calibrate, progress)
+    if args.calibrate:
+        table.with_calibration(result.calibration).save(args.lut)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    rows = [
+        (
+            r["seed"],
+            f"{r['predicted_ms']:.3f}",
+            f"{r['measured_ms']:.3f}",
+            f"{(r['predicted_ms'] - r['measured_ms']) / r['measured_ms'] * 100:+.1f}%",
+        )
+        for r in result.rows
+    ]
+    print(_table(rows, ("seed", "predicted ms", "measured ms", "error")))
+
+    def line(name: str, st: dict) -> str:
+        return (
+            f"{name}: mean |error| {st['mean_abs_pct']:.2f}%, median {st['median_abs_pct']:.2f}%, "
+            f"within 5%: {st['within_5pct']:.0%}, within 10%: {st['within_10pct']:.0%}, "
+            f"worst {st['worst_pct']:+.1f}%"
+        )
+
+    print(line("table as it was", result.before))
+    if result.calibration is not None:
+        cal = result.calibration
+        print(
+            f"calibration: measured = {cal.scale:.4f} x predicted {cal.offset_ms:+.4f} ms "
+            f"(stored in {args.lut})"
+        )
+        print(line("calibrated (in-sample)", result.after))
+        print(line("calibrated (leave-one-out)", result.after_leave_one_out))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .arch import load_architecture
+    from .complexity import network_cost
+    from .latency.measure import summarise
+    from .nn.network import Network
+
+    table = None
+    if args.lut:
+        table, space = _table_and_space(args.lut, args.space)
+        arch, space = load_architecture(args.arch, space)
+    else:
+        arch, space = load_architecture(args.arch, args.space)
+    meter = _meter(args)
+    classes = args.classes or (table.meta.get("classes") if table else None)
+    in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
+    net = Network(space, arch, classes, in_channels)
+    samples = meter.samples(net, net.input_shape(1)[1:])
+    measured = summarise(samples, meter.policy.statistic)
+    cost = network_cost(net)
+    out = {
+        "architecture": str(args.arch),
+        "device": meter.fingerprint(),
+        "statistic": meter.policy.statistic,
+        "measured_ms": measured,
+        "calls_timed": len(samples),
+        "median_ms": summarise(samples, "median"),
+        "params": cost.params,
+        "flops": cost.flops,
+        "macs": cost.macs,
+    }
+    if table is not None:
+        out["predicted_ms"] = table.predict(space, arch)
+        out["error_pct"] = (out["predicted_ms"] - measured) / measured * 100
+    if args.json:
+        _print_json(out)
+        return 0
+    print(
+        f"{args.arch} on {args.device} ({meter.threads} thread(s), batch {meter.batch_size}): "
+        f"{measured:.3f} ms ({meter.policy.statistic} of {len(samples)} calls; "
+        f"median {out['median_ms']:.3f} ms)"
+    )
+    if table is not None:
+        print(
+            f"predicted by {args.lut}: {out['predicted_ms']:.3f} ms "
+            f"({out['error_pct']:+.1f}% against measured)"
+        )
+    print(f"{_millions(cost.params)} params, {cost.macs / 1e6:.2f}M MACs")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -343,7 +549,71 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_data_show)
+
+    p = sub.add_parser("lut", help="latency lookup tables: build, import, range, check")
+    lut_sub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")
+    q = lut_sub.add_parser("build", help="measure every block of a space on this device")
+    q.add_argument("--space", required=True, metavar="NAME|FILE")
+    _timing_args(q)
+    q.add_argument(
+        "--width-step",
+        type=int,
+        default=8,
+        metavar="K",
+        help="measure every K mid channels plus the bounds (default 8)",
+    )
+    q.add_argument("--classes", type=int, help="classifier size (default: the space's)")
+    q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument("--resume", action="store_true", help="continue a killed build")
+    q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    q.add_argument("--out", required=True, metavar="LUT.json")
+    q.set_defaults(func=cmd_lut_build)
+    q = lut_sub.add_parser("import-tfnas", help="import a latency table published with the paper")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--out", required=True, metavar="LUT.json")
+    q.set_defaults(func=cmd_lut_import)
+    q = lut_sub.add_parser("range", help="fastest and slowest architecture of the space")
+    q.add_argument("--lut", required=True, metavar="LUT.json")
+    q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_lut_range)
+    q = lut_sub.add_parser("check", help="predicted vs measured latency of random networks")
+    q.add_argument("--lut", required=True, metavar="LUT.json")
+    q.add_argument("--archs", type=int, default=30, metavar="N")
+    q.add_argument("--seed", type=int, default=1000)
+    q.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit measured = a * predicted + b and store it in the table",
+    )
+    q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_lut_check)
+
+    p = sub.add_parser("profile", help="measure a network's latency (and predict it)")
+    p.add_argument("arch", metavar="ARCH.json")
+    _timing_args(p)
+    p.add_argument("--lut", metavar="LUT.json", help="also predict with this table")
+    p.add_argument(
+        "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
+    )
+    p.add_argument("--classes", type=int)
+    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
     return parser
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "ort-cpu"))
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument(
+        "--statistic",
+        default="p25",
+        choices=("p25", "median", "min", "mean"),
+        help="statistic of the per-call times (default p25: the lower quartile)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

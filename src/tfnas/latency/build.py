@@ -1,0 +1,274 @@
+"""Build a latency table by measuring every block of a space on the device at hand.
+
+Every distinct block identity is measured at sampled mid widths (every ``width_step``
+channels plus the bounds of each op that uses it); lookups interpolate between them. Each
+measurement is appended to a journal beside the output file as soon as it is taken, so a
+killed build resumes (``resume=True``) losing at most the measurement in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..arch import Architecture
+from ..block import BlockSpec
+from ..nn.blocks import MBConv
+from ..nn.network import Head, Network, build_stem
+from ..space import SearchSpace
+from .measure import LatencyMeter
+from .table import LUT_FORMAT, LatencyTable, LatencyTableError
+
+log = logging.getLogger(__name__)
+JOURNAL_FORMAT = "tfnas-latency-journal"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One measurement: a fixed part (``key`` 'stem' or 'head') or a block at one width."""
+
+    key: str
+    width: int
+    spec: BlockSpec | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key if self.spec is None else f"{self.key}@{self.width}"
+
+
+def knot_widths(specs: list[BlockSpec], width_step: int) -> list[int]:
+    """Every ``width_step`` channels across the specs' union range, plus each spec's bounds."""
+    low = min(s.min_width for s in specs)
+    high = max(s.max_width for s in specs)
+    widths = {w for s in specs for w in (s.min_width, s.max_width)}
+    widths.update(range(-(-low // width_step) * width_step, high + 1, width_step))
+    return sorted(w for w in widths if low <= w <= high)
+
+
+def plan(space: SearchSpace, width_step: int) -> list[Job]:
+    """The measurements a table of ``space`` needs, fixed parts first."""
+    if width_step < 1:
+        raise LatencyTableError(f"--width-step must be at least 1, got {width_step}.")
+    groups: dict[str, list[BlockSpec]] = {}
+    for spec in space.all_block_specs():
+        groups.setdefault(spec.lut_key, []).append(spec)
+    jobs = [Job("stem", 0), Job("head", 0)]
+    for key, specs in groups.items():
+        # Ops sharing a key differ only in nominal expansion; build the one with an expand conv.
+        module_spec = max(specs, key=lambda s: s.has_expand)
+        jobs += [Job(key, w, module_spec) for w in knot_widths(specs, width_step)]
+    return jobs
+
+
+class _FixedParts:
+    """The stem and the head as the standalone network builds them."""
+
+    def __init__(self, space: SearchSpace, classes: int, in_channels: int) -> None:
+        self.space, self.classes, self.in_channels = space, classes, in_channels
+
+    def module(self, job: Job) -> tuple[nn.Module, tuple[int, ...]]:
+        space = self.space
+        if job.key == "stem":
+            return build_stem(space, self.in_channels), (
+                self.in_channels,
+                space.input_size,
+                space.input_size,
+            )
+        if job.key == "head":
+            res = space.final_resolution
+            return Head(space, self.classes), (space.final_channels, res, res)
+        spec = job.spec
+        assert spec is not None
+        return MBConv(spec, job.width), (spec.in_channels, spec.resolution, spec.resolution)
+
+
+def build_table(
+    space: SearchSpace,
+    meter: LatencyMeter,
+    out: str | Path,
+    *,
+    width_step: int = 8,
+    classes: int | None = None,
+    in_channels: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    limit: int | None = None,
+) -> LatencyTable | None:
+    """Measure ``space`` with ``meter`` and write the table to ``out``.
+
+    ``limit`` stops after that many new measurements (journal kept, returns ``None``): used to
+    time a subset and estimate a full build.
+    """
+    out = Path(out)
+    classes = classes or space.classes
+    in_channels = in_channels or space.input_channels
+    jobs = plan(space, width_step)
+    header = {
+        "format": JOURNAL_FORMAT,
+        "space": {"name": space.name, "hash": space.hash},
+        "device": meter.fingerprint(),
+        "policy": asdict(meter.policy),
+        "width_step": width_step,
+        "classes": classes,
+        "in_channels": in_channels,
+    }
+    journal = journal_path(out)
+    done = _open_journal(journal, header, resume)
+    todo = [job for job in jobs if job.name not in done]
+    parts = _FixedParts(space, classes, in_channels)
+    started = time.perf_counter()
+    spent = float(done.pop("__seconds__", 0.0))
+    measured = 0
+    with open(journal, "a", encoding="utf-8") as handle:
+        for job in _progress(todo, len(jobs), len(jobs) - len(todo), progress):
+            if limit is not None and measured >= limit:
+                break
+            module, shape = parts.module(job)
+            ms = meter.measure(module, shape)
+            done[job.name] = ms
+            measured += 1
+            record = {"job": job.name, "ms": ms, "seconds": spent + time.perf_counter() - started}
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    if len(done) < len(jobs):
+        return None
+    entries: dict[str, dict[int, float]] = {}
+    for job in jobs:
+        if job.spec is not None:
+            entries.setdefault(job.key, {})[job.width] = done[job.name]
+    table = LatencyTable(
+        space_name=space.name,
+        space_hash=space.hash,
+        device=header["device"],
+        statistic=meter.policy.statistic,
+        base_ms=done["stem"] + done["head"],
+        entries=entries,
+        meta={
+            "base_parts_ms": {"stem": done["stem"], "head": done["head"]},
+            "classes": classes,
+            "in_channels": in_channels,
+            "width_step": width_step,
+            "measurements": len(jobs),
+            "build_seconds": round(spent + time.perf_counter() - started, 1),
+            "policy": header["policy"],
+        },
+    )
+    table.save(out)
+    journal.unlink(missing_ok=True)
+    return table
+
+
+def journal_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _open_journal(journal: Path, header: dict[str, Any], resume: bool) -> dict[str, float]:
+    """Measurements already taken (job name -> ms), after checking they are comparable."""
+    if not journal.exists():
+        _write_header(journal, header)
+        return {}
+    if not resume:
+        raise LatencyTableError(
+            f"{journal}: a partial build is there; pass --resume to continue it, or delete it "
+            "to start over."
+        )
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    try:
+        saved = json.loads(lines[0])
+    except (IndexError, json.JSONDecodeError):
+        log.warning("%s: unreadable header, starting over", journal)
+        _write_header(journal, header)
+        return {}
+    for field in ("format", "space", "policy", "width_step", "classes", "in_channels"):
+        if saved.get(field) != header[field]:
+            raise LatencyTableError(
+                f"{journal}: was started with other settings ({field} differs); delete it or "
+                "rerun with the same settings."
+            )
+    for field in ("device", "cpu", "gpu", "threads", "batch_size", "torch"):
+        if saved["device"].get(field) != header["device"].get(field):
+            raise LatencyTableError(
+                f"{journal}: was measured with {field} {saved['device'].get(field)!r}, not "
+                f"{header['device'].get(field)!r}; its figures cannot be mixed with new ones."
+            )
+    done: dict[str, float] = {}
+    seconds = 0.0
+    good = [lines[0]]
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+            done[record["job"]] = float(record["ms"])
+            seconds = float(record.get("seconds", seconds))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            break  # a line cut short by the kill: that measurement is taken again
+        good.append(line)
+    if len(good) != len(lines):
+        journal.write_text("\n".join(good) + "\n", encoding="utf-8")
+    log.info("resuming %s: %d measurements already taken", journal, len(done))
+    done["__seconds__"] = seconds
+    return done
+
+
+def _write_header(journal: Path, header: dict[str, Any]) -> None:
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text(json.dumps(header) + "\n", encoding="utf-8")
+
+
+def _progress(jobs: list[Job], total: int, initial: int, show: bool | None) -> Iterator[Job]:
+    """A progress bar with ETA on a terminal; a plain line every 10% otherwise."""
+    if show is None:
+        show = sys.stderr.isatty()
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            jobs, total=total, initial=initial, unit="block", desc="measuring", dynamic_ncols=True
+        )
+        for job in bar:
+            bar.set_postfix_str(job.name, refresh=False)
+            yield job
+        return
+    step = max(1, total // 10)
+    for i, job in enumerate(jobs, initial + 1):
+        if i % step == 0:
+            log.info("measured %d/%d", i, total)
+        yield job
+
+
+def measure_network(
+    space: SearchSpace,
+    arch: Architecture,
+    meter: LatencyMeter,
+    classes: int | None = None,
+    in_channels: int | None = None,
+) -> float:
+    """Latency in ms of the whole standalone network, timed like the table's blocks."""
+    net = Network(space, arch, classes, in_channels)
+    return meter.measure(net, net.input_shape(1)[1:])
+
+
+def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
+    """A meter configured as the one that built ``table`` (device, threads, batch, policy)."""
+    from .measure import TimingPolicy
+
+    policy_data = table.meta.get("policy")
+    policy = TimingPolicy(**policy_data) if isinstance(policy_data, dict) else TimingPolicy()
+    return LatencyMeter(
+        device or str(table.device.get("device", "cpu")),
+        threads=int(table.device.get("threads", 1)),
+        batch_size=int(table.device.get("batch_size", 1)),
+        policy=policy,
+    )
+
+
+__all__ = ["LUT_FORMAT", "build_table", "knot_widths", "measure_network", "plan", "table_meter"]

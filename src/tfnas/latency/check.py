@@ -1,0 +1,128 @@
+"""Check a latency table against whole networks, and fit its calibration.
+
+Sum-of-blocks predictions are biased (a whole network has call overheads and cache effects
+that isolated blocks don't), so the table is checked against measured random architectures
+and can carry a linear correction ``measured ~ scale * predicted + offset`` fitted on them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..arch import random_architecture
+from ..errors import TfnasError
+from ..space import SearchSpace
+from .build import measure_network
+from .measure import LatencyMeter
+from .table import Calibration, LatencyTable
+
+
+def error_stats(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    """Absolute percentage errors of predictions against measurements."""
+    errors = [(p - m) / m * 100 for p, m in zip(predicted, measured, strict=True)]
+    absolute = [abs(e) for e in errors]
+    worst = max(range(len(errors)), key=lambda i: absolute[i])
+    return {
+        "mean_abs_pct": statistics.fmean(absolute),
+        "median_abs_pct": statistics.median(absolute),
+        "within_5pct": sum(a <= 5 for a in absolute) / len(absolute),
+        "within_10pct": sum(a <= 10 for a in absolute) / len(absolute),
+        "worst_pct": errors[worst],
+    }
+
+
+def fit_calibration(raw: list[float], measured: list[float]) -> Calibration:
+    """Least-squares line through (raw prediction, measurement)."""
+    if len(raw) < 2:
+        raise TfnasError("calibration needs at least 2 measured architectures.")
+    mean_x, mean_y = statistics.fmean(raw), statistics.fmean(measured)
+    sxx = sum((x - mean_x) ** 2 for x in raw)
+    if sxx == 0:
+        return Calibration(1.0, mean_y - mean_x, len(raw))
+    scale = sum((x - mean_x) * (y - mean_y) for x, y in zip(raw, measured, strict=True)) / sxx
+    return Calibration(scale, mean_y - scale * mean_x, len(raw))
+
+
+def leave_one_out(raw: list[float], measured: list[float]) -> list[float]:
+    """Each architecture predicted by a calibration fitted on all the others."""
+    out = []
+    for i in range(len(raw)):
+        rest = [j for j in range(len(raw)) if j != i]
+        cal = fit_calibration([raw[j] for j in rest], [measured[j] for j in rest])
+        out.append(cal.apply(raw[i]))
+    return out
+
+
+@dataclass
+class CheckResult:
+    rows: list[dict[str, Any]]
+    before: dict[str, float]
+    calibration: Calibration | None = None
+    after: dict[str, float] | None = None
+    after_leave_one_out: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "archs": len(self.rows),
+            "before": self.before,
+            "rows": self.rows,
+            **self.extra,
+        }
+        if self.calibration is not None:
+            out["calibration"] = {
+                "scale": self.calibration.scale,
+                "offset_ms": self.calibration.offset_ms,
+            }
+            out["after"] = self.after
+            out["after_leave_one_out"] = self.after_leave_one_out
+        return out
+
+
+def check_table(
+    space: SearchSpace,
+    table: LatencyTable,
+    meter: LatencyMeter,
+    archs: int,
+    seed: int = 0,
+    calibrate: bool = False,
+    progress=None,
+) -> CheckResult:
+    """Measure ``archs`` random architectures whole and compare with the table's predictions.
+
+    ``before`` uses the table's predictions as they stand (with any calibration it already
+    has); with ``calibrate`` a new calibration is fitted on the uncalibrated sums and its
+    errors reported in-sample and leave-one-out (each network predicted by a fit that did not
+    see it).
+    """
+    if archs < 1:
+        raise TfnasError(f"--archs must be at least 1, got {archs}.")
+    if calibrate and archs < 3:
+        raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
+    classes = table.meta.get("classes")
+    in_channels = table.meta.get("in_channels")
+    rows = []
+    indices = range(archs) if progress is None else progress(range(archs))
+    for i in indices:
+        arch = random_architecture(space, seed + i)
+        measured = measure_network(space, arch, meter, classes, in_channels)
+        raw = table.raw_predict(space, arch)
+        rows.append(
+            {
+                "seed": seed + i,
+                "arch": arch.describe(),
+                "raw_ms": raw,
+                "predicted_ms": table.calibrated(raw),
+                "measured_ms": measured,
+            }
+        )
+    measured = [r["measured_ms"] for r in rows]
+    result = CheckResult(rows, error_stats([r["predicted_ms"] for r in rows], measured))
+    if calibrate:
+        raw = [r["raw_ms"] for r in rows]
+        result.calibration = fit_calibration(raw, measured)
+        result.after = error_stats([result.calibration.apply(x) for x in raw], measured)
+        result.after_leave_one_out = error_stats(leave_one_out(raw, measured), measured)
+    return result

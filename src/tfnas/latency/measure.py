@@ -1,0 +1,202 @@
+"""Robust latency timers for the torch CPU, CUDA and ONNX Runtime backends.
+
+Robustness on a shared, noisy machine comes from: explicit thread counts, eval and inference
+mode, a warm-up by time and by count, many repetitions timed one call at a time, and a low
+percentile as the statistic (interference from other processes only ever adds time, so the
+lower quartile tracks the undisturbed cost better than a mean). CUDA calls are timed with
+events after a synchronisation; ONNX Runtime times an exported model in its own session.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import TfnasError
+
+DEVICES = ("cpu", "cuda", "ort-cpu")
+STATISTICS = ("p25", "median", "min", "mean")
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """How long to warm up and how many calls to time."""
+
+    warmup_calls: int = 5
+    warmup_seconds: float = 0.02
+    min_calls: int = 15
+    max_calls: int = 200
+    min_seconds: float = 0.08
+    statistic: str = "p25"
+
+
+def summarise(samples_ms: list[float], statistic: str) -> float:
+    if not samples_ms:
+        raise ValueError("no samples")
+    ordered = sorted(samples_ms)
+    if statistic == "min":
+        return ordered[0]
+    if statistic == "mean":
+        return statistics.fmean(ordered)
+    if statistic == "median":
+        return statistics.median(ordered)
+    if statistic == "p25":
+        return _percentile(ordered, 0.25)
+    raise ValueError(f"unknown statistic {statistic}")
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise TfnasError(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TfnasError("device 'cuda' was asked for, but torch sees no CUDA GPU here.")
+    if device == "ort-cpu":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise TfnasError(
+                "device 'ort-cpu' needs onnxruntime and onnx: pip install onnx onnxruntime."
+            ) from None
+
+
+def _time_calls(
+    call: Callable[[], object], policy: TimingPolicy, clock: Callable[[Callable[[], object]], float]
+) -> list[float]:
+    """Warm up, then time ``call`` one call at a time until the policy is satisfied."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < policy.warmup_calls or time.perf_counter() - start < policy.warmup_seconds:
+        call()
+        calls += 1
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < policy.max_calls and (
+        len(samples) < policy.min_calls or time.perf_counter() - start < policy.min_seconds
+    ):
+        samples.append(clock(call))
+    return samples
+
+
+def _cpu_clock(call: Callable[[], object]) -> float:
+    t0 = time.perf_counter_ns()
+    call()
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _cuda_clock(call: Callable[[], object]) -> float:
+    begin = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    begin.record()
+    call()
+    end.record()
+    end.synchronize()
+    return begin.elapsed_time(end)
+
+
+class LatencyMeter:
+    """Times modules on one backend with fixed threads, batch size and timing policy."""
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        threads: int = 1,
+        batch_size: int = 1,
+        policy: TimingPolicy | None = None,
+    ) -> None:
+        check_device(device)
+        if threads < 1:
+            raise TfnasError(f"--threads must be at least 1, got {threads}.")
+        if batch_size < 1:
+            raise TfnasError(f"--batch-size must be at least 1, got {batch_size}.")
+        self.device = device
+        self.threads = threads
+        self.batch_size = batch_size
+        self.policy = policy or TimingPolicy()
+        if device in ("cpu", "ort-cpu"):
+            torch.set_num_threads(threads)
+
+    def samples(self, module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
+        """Per-call latencies in ms of ``module`` on a batch of ``input_shape`` (no batch dim)."""
+        module = module.eval()
+        shape = (self.batch_size, *input_shape)
+        if self.device == "ort-cpu":
+            return self._ort_samples(module, shape)
+        target = torch.device("cuda" if self.device == "cuda" else "cpu")
+        module = module.to(target)
+        x = torch.randn(shape, device=target)
+        clock = _cuda_clock if self.device == "cuda" else _cpu_clock
+        with torch.inference_mode():
+            return _time_calls(lambda: module(x), self.policy, clock)
+
+    def measure(self, module: nn.Module, input_shape: tuple[int, ...]) -> float:
+        """The policy's statistic of :meth:`samples`, in ms."""
+        return summarise(self.samples(module, input_shape), self.policy.statistic)
+
+    def _ort_samples(self, module: nn.Module, shape: tuple[int, ...]) -> list[float]:
+        import onnxruntime as ort
+
+        x = torch.randn(shape)
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, (x,), buffer, input_names=["x"], output_names=["y"], dynamo=False
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
+        feed = {"x": x.numpy()}
+        return _time_calls(lambda: session.run(None, feed), self.policy, _cpu_clock)
+
+    def fingerprint(self) -> dict[str, object]:
+        """What the numbers depend on: hardware, software versions, threads, batch size."""
+        info: dict[str, object] = {
+            "device": self.device,
+            "cpu": cpu_model(),
+            "machine": platform.machine(),
+            "torch": torch.__version__,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+        }
+        if self.device == "cuda":
+            info["gpu"] = torch.cuda.get_device_name()
+            info["cuda"] = torch.version.cuda
+            info["cudnn"] = torch.backends.cudnn.version()
+        if self.device == "ort-cpu":
+            import onnxruntime
+
+            info["onnxruntime"] = onnxruntime.__version__
+        return info
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or os.name

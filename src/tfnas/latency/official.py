@@ -1,0 +1,71 @@
+"""Import the latency tables published with the TF-NAS paper as tables of ``tfnas-imagenet``.
+
+The published files map ``MBInvertedResBlock_{res}_{in}_{se}_{out}_k{k}_s{s}_{act}`` keys to
+``{mid_width: ms}`` plus a ``base`` entry: exactly the key format that
+:attr:`~tfnas.block.BlockSpec.lut_key` derives, so the import is a check and a copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..space import SearchSpace, load_space
+from .table import LatencyTable, LatencyTableError, table_from_dict
+
+# What the tables' own README says about how each was measured.
+_KNOWN_SOURCES = {
+    "gpu": {
+        "device": "cuda",
+        "gpu": "Titan RTX 24G",
+        "batch_size": 32,
+        "threads": 1,
+        "torch": "1.1",
+        "cudnn": "7.6.0",
+    },
+    "cpu": {
+        "device": "cpu",
+        "cpu": "Intel Xeon Gold 6130 @ 2.10GHz",
+        "batch_size": 1,
+        "threads": 1,
+    },
+}
+
+
+def import_tfnas_table(path: str | Path, space: SearchSpace | None = None) -> LatencyTable:
+    """Read one of the paper's JSON tables and check it covers every block of the space."""
+    path = Path(path)
+    space = space or load_space("tfnas-imagenet")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LatencyTableError(f"{path}: no such file.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LatencyTableError(f"{path}: is not a readable JSON table ({exc}).") from None
+    if not isinstance(data, dict) or "base" not in data:
+        raise LatencyTableError(f"{path}: is not one of the paper's tables (no 'base' entry).")
+    entries = {k: v for k, v in data.items() if k != "base"}
+    kind = "gpu" if "gpu" in path.name.lower() else "cpu" if "cpu" in path.name.lower() else None
+    device: dict[str, Any] = dict(_KNOWN_SOURCES.get(kind, {"device": "unknown"}))
+    table = table_from_dict(
+        {
+            "format": "tfnas-latency-table",
+            "version": 1,
+            "space": {"name": space.name, "hash": space.hash},
+            "device": device,
+            "statistic": "as published",
+            "base": data["base"],
+            "entries": entries,
+            "meta": {"source": f"TF-NAS published table {path.name}"},
+        },
+        str(path),
+    )
+    for spec in space.all_block_specs():
+        knots = table.entries.get(spec.lut_key)
+        if knots is None or spec.min_width not in knots or spec.max_width not in knots:
+            raise LatencyTableError(
+                f"{path}: does not cover block {spec.lut_key} at widths "
+                f"{spec.min_width}..{spec.max_width} of space '{space.name}'."
+            )
+    return table

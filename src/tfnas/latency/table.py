@@ -1,0 +1,321 @@
+"""The latency lookup table: per block identity, latency at measured mid widths (knots).
+
+Lookups interpolate linearly between knots of a monotone (non-decreasing in width) fit of the
+measurements, so a wider block is never predicted faster than a narrower one. A prediction is
+``base + sum of the present blocks' latencies``, then the table's calibration (a linear
+correction fitted on whole-network measurements), if it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..arch import Architecture, BlockChoice
+from ..block import BlockSpec
+from ..errors import TfnasError
+from ..io import atomic_write_json
+from ..space import SearchSpace
+
+LUT_FORMAT = "tfnas-latency-table"
+LUT_VERSION = 1
+
+
+class LatencyTableError(TfnasError):
+    """A latency table that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``measured ~ scale * predicted + offset_ms``, fitted on whole networks."""
+
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    archs: int = 0
+
+    def apply(self, ms: Any) -> Any:
+        return self.scale * ms + self.offset_ms
+
+
+@dataclass
+class LatencyTable:
+    space_name: str
+    space_hash: str
+    device: dict[str, Any]
+    statistic: str
+    base_ms: float
+    entries: dict[str, dict[int, float]]
+    calibration: Calibration | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- lookups ------------------------------------------------------------------------------
+    @cached_property
+    def _curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        curves = {}
+        for key, knots in self.entries.items():
+            widths = np.array(sorted(knots), dtype=np.float64)
+            values = np.array([knots[int(w)] for w in widths], dtype=np.float64)
+            curves[key] = (widths, monotone_fit(values))
+        return curves
+
+    def block_ms(self, spec: BlockSpec, width: float) -> float:
+        """Uncalibrated latency of ``spec`` at mid width ``width`` (interpolated)."""
+        try:
+            widths, values = self._curves[spec.lut_key]
+        except KeyError:
+            raise LatencyTableError(
+                f"the latency table has no entry {spec.lut_key}; was it built for this space?"
+            ) from None
+        if not widths[0] <= width <= widths[-1]:
+            raise LatencyTableError(
+                f"width {width} of {spec.lut_key} lies outside the table's knots "
+                f"{int(widths[0])}..{int(widths[-1])}."
+            )
+        return float(np.interp(width, widths, values))
+
+    def raw_predict(self, space: SearchSpace, arch: Architecture) -> float:
+        """Sum of base and blocks, without calibration."""
+        self.check_space(space)
+        return self.base_ms + sum(self.block_ms(spec, w) for _, _, spec, w in arch.blocks(space))
+
+    def predict(self, space: SearchSpace, arch: Architecture) -> float:
+        """Predicted latency in ms of ``arch``, calibrated when the table has a calibration."""
+        return self.calibrated(self.raw_predict(space, arch))
+
+    def calibrated(self, raw_ms: Any) -> Any:
+        return self.calibration.apply(raw_ms) if self.calibration else raw_ms
+
+    def expected_latency(
+        self,
+        space: SearchSpace,
+        op_probs: Sequence[Sequence[torch.Tensor]],
+        depth_probs: Sequence[torch.Tensor],
+        widths: Sequence[Sequence[Sequence[int]]],
+    ) -> torch.Tensor:
+        """Differentiable expected latency of a supernet (METHOD.md section 1).
+
+        ``op_probs[s][b]`` weights the candidate ops of block ``b`` of stage ``s``,
+        ``depth_probs[s]`` the stage's admissible depths (``stage.depths``, shallowest first),
+        and ``widths[s][b][i]`` is op ``i``'s current mid width there. Gradients flow to the
+        probabilities; widths are discrete and change by elasticity-scaling, not by gradient.
+        """
+        self.check_space(space)
+        total = torch.as_tensor(self.base_ms, dtype=torch.float32)
+        for s, stage in enumerate(space.stages):
+            block_lat = []
+            for b in range(stage.blocks):
+                specs = space.candidates(s, b)
+                table = [self.block_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
+                probs = op_probs[s][b]
+                block_lat.append(
+                    (probs * torch.tensor(table, dtype=probs.dtype, device=probs.device)).sum()
+                )
+            cumulative = torch.cumsum(torch.stack(block_lat), 0)
+            depths = torch.tensor([d - 1 for d in stage.depths], device=cumulative.device)
+            total = total.to(cumulative) + (depth_probs[s] * cumulative[depths]).sum()
+        return self.calibrated(total)
+
+    def check_space(self, space: SearchSpace) -> None:
+        if (self.space_name, self.space_hash) != (space.name, space.hash):
+            raise LatencyTableError(
+                f"the latency table was built for space '{self.space_name}' (hash "
+                f"{self.space_hash}), not for space '{space.name}' (hash {space.hash})."
+            )
+
+    # -- files --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": LUT_FORMAT,
+            "version": LUT_VERSION,
+            "space": {"name": self.space_name, "hash": self.space_hash},
+            "device": self.device,
+            "statistic": self.statistic,
+            "unit": "ms",
+            "calibration": (
+                None
+                if self.calibration is None
+                else {
+                    "scale": self.calibration.scale,
+                    "offset_ms": self.calibration.offset_ms,
+                    "archs": self.calibration.archs,
+                }
+            ),
+            "meta": self.meta,
+            "base": self.base_ms,
+            "entries": {
+                key: {str(w): ms for w, ms in sorted(knots.items())}
+                for key, knots in sorted(self.entries.items())
+            },
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    def with_calibration(self, calibration: Calibration | None) -> LatencyTable:
+        return LatencyTable(
+            self.space_name,
+            self.space_hash,
+            self.device,
+            self.statistic,
+            self.base_ms,
+            self.entries,
+            calibration,
+            self.meta,
+        )
+
+
+def monotone_fit(values: np.ndarray) -> np.ndarray:
+    """Least-squares non-decreasing fit (pool adjacent violators): noise cannot make a wider
+    block look faster than a narrower one."""
+    blocks: list[list[float]] = []  # [mean, weight]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2 = blocks.pop()
+            m1, w1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
+    return np.concatenate([np.full(int(w), m) for m, w in blocks])
+
+
+def load_table(path: str | Path, space: SearchSpace | None = None) -> LatencyTable:
+    """Read a latency table; with ``space``, refuse a table of another space."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LatencyTableError(f"{path}: no such latency table.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LatencyTableError(f"{path}: cannot be read ({exc}).") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LatencyTableError(
+            f"{path}: is not valid JSON, perhaps truncated (line {exc.lineno}: {exc.msg})."
+        ) from None
+    table = table_from_dict(data, str(path))
+    if space is not None:
+        try:
+            table.check_space(space)
+        except LatencyTableError as exc:
+            raise LatencyTableError(f"{path}: {exc}") from None
+    return table
+
+
+def table_from_dict(data: Any, source: str) -> LatencyTable:
+    def fail(where: str, reason: str) -> LatencyTableError:
+        return LatencyTableError(f"{source}: field '{where}' {reason}.")
+
+    if not isinstance(data, dict):
+        raise LatencyTableError(f"{source}: must hold a JSON object.")
+    if data.get("format") != LUT_FORMAT:
+        raise fail(
+            "format",
+            f"must be '{LUT_FORMAT}', got {data.get('format')!r}"
+            " (import the paper's tables with 'tfnas lut import-tfnas')",
+        )
+    if data.get("version") != LUT_VERSION:
+        raise fail("version", f"must be {LUT_VERSION}, got {data.get('version')!r}")
+    space = data.get("space")
+    if not isinstance(space, dict) or not all(
+        isinstance(space.get(k), str) for k in ("name", "hash")
+    ):
+        raise fail("space", "must be an object with string fields 'name' and 'hash'")
+    base = data.get("base")
+    if not _is_number(base):
+        raise fail("base", f"must be a number of ms, got {base!r}")
+    entries_data = data.get("entries")
+    if not isinstance(entries_data, dict) or not entries_data:
+        raise fail("entries", "must be a non-empty object")
+    entries: dict[str, dict[int, float]] = {}
+    for key, knots in entries_data.items():
+        if not isinstance(knots, dict) or not knots:
+            raise fail(f"entries.{key}", "must be a non-empty object of width: ms")
+        parsed = {}
+        for width, ms in knots.items():
+            if not str(width).isdigit() or not _is_number(ms):
+                raise fail(f"entries.{key}.{width}", f"must map a width to ms, got {ms!r}")
+            parsed[int(width)] = float(ms)
+        entries[key] = parsed
+    calibration = None
+    cal = data.get("calibration")
+    if cal is not None:
+        if not isinstance(cal, dict) or not all(
+            _is_number(cal.get(k)) for k in ("scale", "offset_ms")
+        ):
+            raise fail(
+                "calibration", "must be null or an object with numbers 'scale' and 'offset_ms'"
+            )
+        calibration = Calibration(
+            float(cal["scale"]), float(cal["offset_ms"]), int(cal.get("archs", 0))
+        )
+    device = data.get("device", {})
+    if not isinstance(device, dict):
+        raise fail("device", "must be an object")
+    return LatencyTable(
+        space["name"],
+        space["hash"],
+        device,
+        str(data.get("statistic", "?")),
+        float(base),
+        entries,
+        calibration,
+        dict(data.get("meta") or {}),
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- the feasible range -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencyRange:
+    fastest_ms: float
+    slowest_ms: float
+    fastest: Architecture
+    slowest: Architecture
+
+
+def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
+    """The fastest and slowest architectures reachable within the width bounds.
+
+    Per block, the extreme op at its extreme width; per stage, the depth whose cumulative
+    latency is extreme (the first block is always present).
+    """
+    table.check_space(space)
+
+    def extreme(pick_slowest: bool) -> Architecture:
+        stages = []
+        for s, stage in enumerate(space.stages):
+            chosen, cumulative = [], []
+            for b in range(stage.blocks):
+                options = []
+                for spec in space.candidates(s, b):
+                    width = spec.max_width if pick_slowest else spec.min_width
+                    options.append((table.block_ms(spec, width), BlockChoice(spec.op, width)))
+                ms, choice = (max if pick_slowest else min)(options, key=lambda o: o[0])
+                chosen.append(choice)
+                cumulative.append((cumulative[-1] if cumulative else 0.0) + ms)
+            depth = (max if pick_slowest else min)(stage.depths, key=lambda d: cumulative[d - 1])
+            stages.append(tuple(chosen[:depth]))
+        return Architecture(
+            space.name,
+            space.hash,
+            tuple(stages),
+            {"origin": "slowest" if pick_slowest else "fastest"},
+        )
+
+    fastest, slowest = extreme(False), extreme(True)
+    return LatencyRange(
+        table.predict(space, fastest), table.predict(space, slowest), fastest, slowest
+    )

@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from tfnas.arch import Architecture, BlockChoice, random_architecture, uniform_architecture
+from tfnas.block import OpSpec
+from tfnas.latency.build import build_table, journal_path, knot_widths, plan
+from tfnas.latency.check import error_stats, fit_calibration, leave_one_out
+from tfnas.latency.measure import LatencyMeter, TimingPolicy, summarise
+from tfnas.latency.official import import_tfnas_table
+from tfnas.latency.table import (
+    Calibration,
+    LatencyTable,
+    LatencyTableError,
+    latency_range,
+    load_table,
+    monotone_fit,
+)
+from tfnas.space import parse_space
+
+from .conftest import OFFICIAL_LUTS, assert_user_error
+
+TINY_SPACE = textwrap.dedent(
+    """
+    name: tiny
+    input: {size: 8, channels: 1}
+    classes: 3
+    stem: [{type: conv, out: 4, kernel: 3, stride: 1, act: relu}]
+    ops: {kernel: [3, 5], expansion: [2], se: [false, true]}
+    se_ratio: 1/2
+    mid_width: {min: 1/2, max: 3/2}
+    stages:
+      - {out: 8, blocks: 2, stride: 2, act: relu}
+      - {out: 8, blocks: 2, stride: 1, act: swish}
+    head: {out: 16, act: relu, dropout: 0.0}
+    """
+)
+FAST = TimingPolicy(warmup_calls=1, warmup_seconds=0.0, min_calls=3, max_calls=5, min_seconds=0.0)
+
+
+@pytest.fixture
+def tiny():
+    return parse_space(TINY_SPACE, "tiny.yaml")
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+class CountingMeter(LatencyMeter):
+    """Deterministic 'latency': parameter count in thousands; counts its measurements."""
+
+    def __init__(self):
+        super().__init__("cpu", 1, 1, FAST)
+        self.calls = 0
+
+    def measure(self, module, input_shape):
+        self.calls += 1
+        return sum(p.numel() for p in module.parameters()) / 1000
+
+
+def test_knots_cover_bounds_and_steps(small):
+    specs = [s for s in small.candidates(0, 0) if s.lut_key.endswith("_0_24_k3_s2_relu")]
+    widths = knot_widths(specs, 8)
+    assert widths[0] == min(s.min_width for s in specs) and widths[-1] == max(
+        s.max_width for s in specs
+    )
+    assert all(w % 8 == 0 for w in widths[1:-1])
+    for s in specs:
+        assert s.min_width in widths and s.max_width in widths
+    assert knot_widths(specs, 5) == sorted(set(knot_widths(specs, 5)))
+    jobs = plan(small, 8)
+    assert len({j.name for j in jobs}) == len(jobs)
+    assert {j.key for j in jobs if j.spec} == {s.lut_key for s in small.all_block_specs()}
+
+
+def _table(tiny, knots_for):
+    entries = {}
+    for spec in tiny.all_block_specs():
+        entries.setdefault(spec.lut_key, {})
+        for w in range(spec.min_width, spec.max_width + 1):
+            entries[spec.lut_key][w] = knots_for(spec, w)
+    return LatencyTable(tiny.name, tiny.hash, {"device": "cpu"}, "p25", 1.0, entries)
+
+
+def test_interpolation_between_knots(tiny):
+    spec = tiny.candidates(0, 1)[0]
+    table = LatencyTable(
+        tiny.name,
+        tiny.hash,
+        {},
+        "p25",
+        0.5,
+        {spec.lut_key: {spec.min_width: 1.0, spec.max_width: 3.0}},
+    )
+    mid = (spec.min_width + spec.max_width) / 2
+    assert table.block_ms(spec, mid) == pytest.approx(2.0)
+    assert table.block_ms(spec, spec.min_width) == 1.0
+    with pytest.raises(LatencyTableError, match="outside"):
+        table.block_ms(spec, spec.max_width + 1)
+    with pytest.raises(LatencyTableError, match="no entry"):
+        table.block_ms(tiny.candidates(1, 0)[0], 8)
+
+
+def test_monotone_in_width():
+    noisy = np.array([1.0, 1.2, 1.1, 1.5, 1.4, 1.3, 2.0])
+    fitted = monotone_fit(noisy)
+    assert np.all(np.diff(fitted) >= 0)
+    assert fitted.sum() == pytest.approx(noisy.sum())  # least squares keeps the mean
+    assert np.array_equal(monotone_fit(np.array([1.0, 2.0, 3.0])), [1.0, 2.0, 3.0])
+
+
+def test_lookups_are_monotone_even_on_noisy_knots(tiny):
+    rng = np.random.default_rng(0)
+    table = _table(tiny, lambda spec, w: w * 0.01 + rng.normal(0, 0.05))
+    for spec in tiny.all_block_specs():
+        values = [table.block_ms(spec, w) for w in np.linspace(spec.min_width, spec.max_width, 25)]
+        assert all(b >= a for a, b in itertools.pairwise(values))
+
+
+def test_prediction_is_base_plus_blocks_then_calibration(tiny):
+    table = _table(tiny, lambda spec, w: w / 10 + spec.kernel / 100)
+    arch = random_architecture(tiny, 4)
+    expected = 1.0 + sum(w / 10 + spec.kernel / 100 for _, _, spec, w in arch.blocks(tiny))
+    assert table.predict(tiny, arch) == pytest.approx(expected)
+    calibrated = table.with_calibration(Calibration(1.5, -0.25))
+    assert calibrated.predict(tiny, arch) == pytest.approx(1.5 * expected - 0.25)
+    assert calibrated.raw_predict(tiny, arch) == pytest.approx(expected)
+
+
+def test_expected_latency_matches_prediction_for_one_hot_choices(tiny):
+    table = _table(tiny, lambda spec, w: w / 10 + spec.se_channels / 7)
+    arch = random_architecture(tiny, 2)
+    op_probs, widths, depth_probs = [], [], []
+    for s, stage in enumerate(tiny.stages):
+        op_probs.append([]), widths.append([])
+        for b in range(stage.blocks):
+            chosen = arch.stages[s][b] if b < len(arch.stages[s]) else None
+            probs = torch.zeros(len(stage.ops))
+            probs[stage.ops.index(chosen.op if chosen else stage.ops[0])] = 1
+            op_probs[s].append(probs)
+            widths[s].append(
+                [
+                    chosen.width
+                    if chosen and op == chosen.op
+                    else tiny.block_spec(s, b, op).min_width
+                    for op in stage.ops
+                ]
+            )
+        depth = torch.zeros(len(stage.depths))
+        depth[list(stage.depths).index(len(arch.stages[s]))] = 1
+        depth_probs.append(depth)
+    lat = table.expected_latency(tiny, op_probs, depth_probs, widths)
+    assert lat.item() == pytest.approx(table.predict(tiny, arch), rel=1e-5)
+    # gradients reach the architecture parameters
+    alpha = torch.zeros(len(tiny.stages[0].ops), requires_grad=True)
+    beta = torch.zeros(len(tiny.stages[0].depths), requires_grad=True)
+    op_probs[0][1] = torch.softmax(alpha, 0)
+    depth_probs[0] = torch.softmax(beta, 0)
+    table.expected_latency(tiny, op_probs, depth_probs, widths).backward()
+    assert alpha.grad.abs().sum() > 0 and beta.grad.abs().sum() > 0
+
+
+def test_range_is_the_true_extremes(tiny):
+    """Brute force over every depth and op with widths at their bounds."""
+    table = _table(
+        tiny, lambda spec, w: w / 10 + (0.3 if spec.se_channels else 0.0) + spec.kernel / 50
+    )
+    r = latency_range(tiny, table)
+    latencies = []
+    for stage_choices in itertools.product(
+        *[
+            [ops for d in stage.depths for ops in itertools.product(stage.ops, repeat=d)]
+            for stage in tiny.stages
+        ]
+    ):
+        for bound in ("min", "max"):
+            stages = []
+            for s, ops in enumerate(stage_choices):
+                blocks = []
+                for b, op in enumerate(ops):
+                    spec = tiny.block_spec(s, b, op)
+                    blocks.append(
+                        BlockChoice(op, spec.min_width if bound == "min" else spec.max_width)
+                    )
+                stages.append(tuple(blocks))
+            latencies.append(table.predict(tiny, Architecture(tiny.name, tiny.hash, tuple(stages))))
+    assert r.fastest_ms == pytest.approx(min(latencies))
+    assert r.slowest_ms == pytest.approx(max(latencies))
+
+
+@pytest.mark.parametrize("kind, low, high", [("gpu", 4.09, 27.06), ("cpu", 19.98, 135.91)])
+def test_import_official_tables_and_their_range(kind, low, high, imagenet, tmp_path, cli):
+    source = OFFICIAL_LUTS / f"latency_{kind}.json"
+    if not source.is_file():
+        pytest.skip(f"{source} is not laid out beside the project")
+    table = import_tfnas_table(source, imagenet)
+    assert len(table.entries) == 66
+    r = latency_range(imagenet, table)
+    assert (round(r.fastest_ms, 2), round(r.slowest_ms, 2)) == (low, high)
+    out = tmp_path / f"{kind}.json"
+    assert cli("lut", "import-tfnas", source, "--out", out).code == 0
+    result = cli("lut", "range", "--lut", out, "--json").json()
+    assert (round(result["fastest_ms"], 2), round(result["slowest_ms"], 2)) == (low, high)
+    # a table value read back exactly as published
+    published = json.loads(source.read_text())
+    spec = imagenet.candidates(2, 1)[3]
+    assert (
+        load_table(out).entries[spec.lut_key][spec.max_width]
+        == published[spec.lut_key][str(spec.max_width)]
+    )
+
+
+def test_calibration_arithmetic():
+    raw = [1.0, 2.0, 3.0, 5.0]
+    measured = [2 * x + 1 for x in raw]
+    cal = fit_calibration(raw, measured)
+    assert (cal.scale, cal.offset_ms, cal.archs) == (pytest.approx(2.0), pytest.approx(1.0), 4)
+    assert leave_one_out(raw, measured) == pytest.approx(measured)
+    stats = error_stats([11.0, 9.0, 10.0, 13.0], [10.0, 10.0, 10.0, 10.0])
+    assert stats["mean_abs_pct"] == pytest.approx(12.5)  # |10|, |-10|, 0, |30|
+    assert stats["median_abs_pct"] == pytest.approx(10.0)
+    assert stats["within_5pct"] == 0.25 and stats["within_10pct"] == 0.75
+    assert stats["worst_pct"] == pytest.approx(30.0)
+    assert summarise([5.0, 1.0, 2.0, 3.0, 4.0], "p25") == 2.0
+    assert summarise([5.0, 1.0, 2.0], "median") == 2.0
+
+
+def test_resume_of_a_partial_build(tiny, tmp_path):
+    out = tmp_path / "lut.json"
+    total = len(plan(tiny, 4))
+    meter = CountingMeter()
+    assert build_table(tiny, meter, out, width_step=4, limit=5, progress=False) is None
+    assert meter.calls == 5 and not out.exists() and journal_path(out).exists()
+    with pytest.raises(LatencyTableError, match="--resume"):
+        build_table(tiny, meter, out, width_step=4, progress=False)
+    with pytest.raises(LatencyTableError, match="width_step"):
+        build_table(tiny, meter, out, width_step=2, resume=True, progress=False)
+    # a kill while writing leaves a cut line: that one measurement is taken again
+    with open(journal_path(out), "a") as handle:
+        handle.write('{"job": "MBInvertedRes')
+    resumed = CountingMeter()
+    table = build_table(tiny, resumed, out, width_step=4, resume=True, progress=False)
+    assert resumed.calls == total - 5
+    assert not journal_path(out).exists()
+    fresh = build_table(
+        tiny, CountingMeter(), tmp_path / "fresh.json", width_step=4, progress=False
+    )
+    assert table.entries == fresh.entries and table.base_ms == fresh.base_ms
+    assert load_table(out, tiny).entries == fresh.entries
+
+
+def test_real_cpu_and_onnxruntime_timing(tiny):
+    spec = tiny.candidates(0, 0)[0]
+    from tfnas.nn.blocks import MBConv
+
+    block = MBConv(spec, spec.max_width)
+    shape = (spec.in_channels, spec.resolution, spec.resolution)
+    for device in ("cpu", "ort-cpu"):
+        meter = LatencyMeter(device, threads=1, batch_size=2, policy=FAST)
+        samples = meter.samples(block, shape)
+        assert 3 <= len(samples) <= 5 and all(s > 0 for s in samples)
+        assert meter.fingerprint()["batch_size"] == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(cli, tmp_path):
+    assert_user_error(
+        cli(
+            "lut",
+            "build",
+            "--space",
+            "tfnas-small",
+            "--device",
+            "cuda",
+            "--out",
+            tmp_path / "x.json",
+        ),
+        "CUDA",
+    )
+
+
+def test_cli_build_check_profile(tiny_file, tmp_path, cli):
+    lut = tmp_path / "tiny-lut.json"
+    result = cli("lut", "build", "--space", tiny_file, "--width-step", "8", "--out", lut)
+    assert result.code == 0, result.err
+    data = json.loads(lut.read_text())
+    assert data["format"] == "tfnas-latency-table" and data["space"]["name"] == "tiny"
+    assert data["device"]["threads"] == 1 and data["device"]["batch_size"] == 1
+    assert data["statistic"] == "p25" and data["base"] > 0
+    assert_user_error(cli("lut", "range", "--lut", lut), "not built in", "--space")
+    assert cli("lut", "range", "--lut", lut, "--space", tiny_file).code == 0
+    checked = cli(
+        "lut", "check", "--lut", lut, "--space", tiny_file, "--archs", "4", "--calibrate", "--json"
+    )
+    assert checked.code == 0, checked.err
+    report = checked.json()
+    assert report["archs"] == 4 and "after_leave_one_out" in report
+    assert json.loads(lut.read_text())["calibration"]["scale"] == pytest.approx(
+        report["calibration"]["scale"]
+    )
+    arch = tmp_path / "arch.json"
+    cli("arch", "random", "--space", tiny_file, "--out", arch)
+    prof = cli("profile", arch, "--lut", lut, "--space", tiny_file, "--json")
+    assert prof.code == 0, prof.err
+    out = prof.json()
+    assert out["measured_ms"] > 0 and out["predicted_ms"] > 0 and out["params"] > 0
+
+
+def test_bad_and_mismatched_tables(tiny, tiny_file, small, tmp_path, cli):
+    table = build_table(tiny, CountingMeter(), tmp_path / "lut.json", width_step=4, progress=False)
+    good = tmp_path / "lut.json"
+    text = good.read_text()
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(text[: len(text) // 2])
+    assert_user_error(cli("lut", "range", "--lut", truncated), "not valid JSON")
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text(text.replace('"base": ', '"base": "x", "old_base": '))
+    assert_user_error(cli("lut", "range", "--lut", corrupt, "--space", tiny_file), "base")
+    assert_user_error(cli("lut", "range", "--lut", tmp_path / "missing.json"), "no such")
+    assert_user_error(
+        cli("lut", "range", "--lut", good, "--space", "tfnas-small"), "space 'tiny'", "tfnas-small"
+    )
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(TINY_SPACE.replace("out: 16", "out: 24"))
+    assert_user_error(cli("lut", "range", "--lut", good, "--space", edited), "hash")
+    with pytest.raises(LatencyTableError):
+        load_table(good, small)
+    paper_format = tmp_path / "paper.json"
+    paper_format.write_text(json.dumps({"base": 1.0, "k": {"1": 0.1}}))
+    assert_user_error(cli("lut", "range", "--lut", paper_format), "import-tfnas")
+    arch = tmp_path / "arch.json"
+    uniform_architecture(small, OpSpec(3, 3, False)).save(arch)
+    assert_user_error(cli("profile", arch, "--lut", good, "--space", tiny_file), "tiny")
+    assert table.meta["measurements"] == len(plan(tiny, 4))
