@@ -3,7 +3,8 @@
 Usage: python bench/lut_interpolation.py --lut LUT.json [--samples 60] [--seed 0]
 
 Draws random (block, width) pairs whose width is not a knot of the table, measures each block
-directly with the table's own timing settings, and compares with the table's interpolation.
+directly with the table's own timing settings (rounds interleaved across all samples, best
+round kept, as the build does), and compares with the table's interpolation.
 As a noise floor it also re-measures random knots (where interpolation plays no part): the
 interpolation error can be no smaller than the machine's own run-to-run spread. Prints JSON.
 """
@@ -47,22 +48,28 @@ def main() -> None:
         gaps = [w for w in range(knots[0], knots[-1] + 1) if w not in table.entries[key]]
         return specs[key], rng.choice(gaps)
 
-    rows = {"between_knots": [], "at_knots": []}
+    picks = [
+        ("at_knots" if i % 2 else "between_knots", *pick(bool(i % 2)))
+        for i in range(2 * args.samples)
+    ]
     start = time.perf_counter()
-    for i in range(2 * args.samples):
-        kind = "at_knots" if i % 2 else "between_knots"
-        spec, width = pick(kind == "at_knots")
-        direct = meter.measure(
-            MBConv(spec, width), (spec.in_channels, spec.resolution, spec.resolution)
-        )
+    # Timed like the table itself: the rounds of all samples interleaved, best round kept.
+    direct = meter.measure_interleaved(
+        [
+            (MBConv(spec, width), (spec.in_channels, spec.resolution, spec.resolution))
+            for _, spec, width in picks
+        ]
+    )
+    rows = {"between_knots": [], "at_knots": []}
+    for (kind, spec, width), ms in zip(picks, direct, strict=True):
         predicted = table.block_ms(spec, width)
         rows[kind].append(
             {
                 "key": spec.lut_key,
                 "width": width,
-                "direct_ms": direct,
+                "direct_ms": ms,
                 "table_ms": predicted,
-                "error_pct": (predicted - direct) / direct * 100,
+                "error_pct": (predicted - ms) / ms * 100,
             }
         )
 

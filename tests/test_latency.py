@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import json
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from tfnas.latency.table import (
     load_table,
     monotone_fit,
 )
+from tfnas.nn.blocks import MBConv
 from tfnas.space import parse_space
 
 from .conftest import OFFICIAL_LUTS, assert_user_error
@@ -41,7 +43,9 @@ TINY_SPACE = textwrap.dedent(
     head: {out: 16, act: relu, dropout: 0.0}
     """
 )
-FAST = TimingPolicy(warmup_calls=1, warmup_seconds=0.0, min_calls=3, max_calls=5, min_seconds=0.0)
+FAST = TimingPolicy(
+    warmup_calls=1, warmup_seconds=0.0, min_calls=3, max_calls=5, min_seconds=0.0, rounds=1
+)
 
 
 @pytest.fixture
@@ -57,15 +61,20 @@ def tiny_file(tmp_path):
 
 
 class CountingMeter(LatencyMeter):
-    """Deterministic 'latency': parameter count in thousands; counts its measurements."""
+    """Deterministic 'latency': parameter count in thousands, 0.5 ms slower during its first
+    ``slow_windows`` timing windows (a slow spell the build must see through); counts them."""
 
-    def __init__(self):
-        super().__init__("cpu", 1, 1, FAST)
+    def __init__(self, slow_windows: int = 0, rounds: int = 2):
+        super().__init__("cpu", 1, 1, replace(FAST, rounds=rounds))
         self.calls = 0
+        self.slow_windows = slow_windows
 
-    def measure(self, module, input_shape):
+    def runner(self, module, input_shape):
+        return lambda: sum(p.numel() for p in module.parameters()) / 1000
+
+    def window_statistic(self, call):
         self.calls += 1
-        return sum(p.numel() for p in module.parameters()) / 1000
+        return call() + (0.5 if self.calls <= self.slow_windows else 0.0)
 
 
 def test_knots_cover_bounds_and_steps(small):
@@ -237,8 +246,9 @@ def test_calibration_arithmetic():
 
 def test_resume_of_a_partial_build(tiny, tmp_path):
     out = tmp_path / "lut.json"
-    total = len(plan(tiny, 4))
-    meter = CountingMeter()
+    per_pass = len(plan(tiny, 4))
+    total = 2 * per_pass  # two passes over the plan
+    meter = CountingMeter(slow_windows=per_pass)
     assert build_table(tiny, meter, out, width_step=4, limit=5, progress=False) is None
     assert meter.calls == 5 and not out.exists() and journal_path(out).exists()
     with pytest.raises(LatencyTableError, match="--resume"):
@@ -248,7 +258,7 @@ def test_resume_of_a_partial_build(tiny, tmp_path):
     # a kill while writing leaves a cut line: that one measurement is taken again
     with open(journal_path(out), "a") as handle:
         handle.write('{"job": "MBInvertedRes')
-    resumed = CountingMeter()
+    resumed = CountingMeter(slow_windows=per_pass - 5)  # the first pass stays slow
     table = build_table(tiny, resumed, out, width_step=4, resume=True, progress=False)
     assert resumed.calls == total - 5
     assert not journal_path(out).exists()
@@ -256,19 +266,24 @@ def test_resume_of_a_partial_build(tiny, tmp_path):
         tiny, CountingMeter(), tmp_path / "fresh.json", width_step=4, progress=False
     )
     assert table.entries == fresh.entries and table.base_ms == fresh.base_ms
+    # every entry is the fastest of its passes: the parameter count, without the offset
+    spec = tiny.candidates(1, 1)[0]
+    params = sum(p.numel() for p in MBConv(spec, spec.max_width).parameters()) / 1000
+    assert fresh.entries[spec.lut_key][spec.max_width] == pytest.approx(params)
     assert load_table(out, tiny).entries == fresh.entries
 
 
 def test_real_cpu_and_onnxruntime_timing(tiny):
     spec = tiny.candidates(0, 0)[0]
-    from tfnas.nn.blocks import MBConv
-
     block = MBConv(spec, spec.max_width)
     shape = (spec.in_channels, spec.resolution, spec.resolution)
     for device in ("cpu", "ort-cpu"):
         meter = LatencyMeter(device, threads=1, batch_size=2, policy=FAST)
         samples = meter.samples(block, shape)
         assert 3 <= len(samples) <= 5 and all(s > 0 for s in samples)
+        two = LatencyMeter(device, threads=1, batch_size=2, policy=replace(FAST, rounds=2))
+        assert 6 <= len(two.samples(block, shape)) <= 10
+        assert two.measure(block, shape) > 0
         assert meter.fingerprint()["batch_size"] == 2
 
 

@@ -15,6 +15,19 @@ from .block import BlockSpec, OpSpec
 from .complexity import NetworkCost, count_params, network_cost
 from .data import ImageData, open_dataset, search_split_indices, split_for_search
 from .errors import ArchitectureError, DataError, SpaceError, TfnasError
+from .latency.build import build_table, measure_network, measure_networks
+from .latency.check import CheckResult, check_table
+from .latency.measure import LatencyMeter, TimingPolicy
+from .latency.official import import_tfnas_table
+from .latency.table import (
+    Calibration,
+    LatencyRange,
+    LatencyTable,
+    LatencyTableError,
+    latency,
+    latency_range,
+    load_table,
+)
 from .nn.network import Network, build_network
 from .space import SearchSpace, builtin_space_names, load_space, parse_space
 
@@ -22,6 +35,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "Calibration",
+    "CheckResult",
+    "LatencyMeter",
+    "LatencyRange",
+    "LatencyTable",
+    "LatencyTableError",
+    "TimingPolicy",
+    "build_table",
+    "check_table",
+    "import_tfnas_table",
+    "latency",
+    "latency_range",
+    "load_table",
+    "measure_network",
+    "measure_networks",
     "ArchitectureError",
     "BlockChoice",
     "BlockSpec",

@@ -1,9 +1,12 @@
 """Build a latency table by measuring every block of a space on the device at hand.
 
 Every distinct block identity is measured at sampled mid widths (every ``width_step``
-channels plus the bounds of each op that uses it); lookups interpolate between them. Each
-measurement is appended to a journal beside the output file as soon as it is taken, so a
-killed build resumes (``resume=True``) losing at most the measurement in flight.
+channels plus the bounds of each op that uses it); lookups interpolate between them. The
+whole plan is measured in several passes (the timing policy's rounds) and each entry keeps
+its fastest pass, so a slow spell of the machine touches one pass of a few entries rather
+than deciding them. Each measurement is appended to a journal beside the output file as soon
+as it is taken, so a killed build resumes (``resume=True``) losing at most the measurement in
+flight.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,43 +125,51 @@ def build_table(
         "in_channels": in_channels,
     }
     journal = journal_path(out)
-    done = _open_journal(journal, header, resume)
-    todo = [job for job in jobs if job.name not in done]
+    done, spent = _open_journal(journal, header, resume)
+    rounds = meter.policy.rounds
+    todo = [(r, job) for r in range(rounds) for job in jobs if (job.name, r) not in done]
     parts = _FixedParts(space, classes, in_channels)
     started = time.perf_counter()
-    spent = float(done.pop("__seconds__", 0.0))
     measured = 0
+    total = rounds * len(jobs)
     with open(journal, "a", encoding="utf-8") as handle:
-        for job in _progress(todo, len(jobs), len(jobs) - len(todo), progress):
+        for r, job in _progress(todo, total, total - len(todo), progress):
             if limit is not None and measured >= limit:
                 break
             module, shape = parts.module(job)
-            ms = meter.measure(module, shape)
-            done[job.name] = ms
+            ms = meter.window_statistic(meter.runner(module, shape))
+            done[job.name, r] = ms
             measured += 1
-            record = {"job": job.name, "ms": ms, "seconds": spent + time.perf_counter() - started}
+            record = {
+                "job": job.name,
+                "round": r,
+                "ms": ms,
+                "seconds": spent + time.perf_counter() - started,
+            }
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-    if len(done) < len(jobs):
+    if len(done) < total:
         return None
+    best = {job.name: min(done[job.name, r] for r in range(rounds)) for job in jobs}
     entries: dict[str, dict[int, float]] = {}
     for job in jobs:
         if job.spec is not None:
-            entries.setdefault(job.key, {})[job.width] = done[job.name]
+            entries.setdefault(job.key, {})[job.width] = best[job.name]
     table = LatencyTable(
         space_name=space.name,
         space_hash=space.hash,
         device=header["device"],
         statistic=meter.policy.statistic,
-        base_ms=done["stem"] + done["head"],
+        base_ms=best["stem"] + best["head"],
         entries=entries,
         meta={
-            "base_parts_ms": {"stem": done["stem"], "head": done["head"]},
+            "base_parts_ms": {"stem": best["stem"], "head": best["head"]},
             "classes": classes,
             "in_channels": in_channels,
             "width_step": width_step,
             "measurements": len(jobs),
+            "rounds": rounds,
             "build_seconds": round(spent + time.perf_counter() - started, 1),
             "policy": header["policy"],
         },
@@ -172,11 +183,14 @@ def journal_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _open_journal(journal: Path, header: dict[str, Any], resume: bool) -> dict[str, float]:
-    """Measurements already taken (job name -> ms), after checking they are comparable."""
+def _open_journal(
+    journal: Path, header: dict[str, Any], resume: bool
+) -> tuple[dict[tuple[str, int], float], float]:
+    """Measurements already taken ((job name, round) -> ms) and the seconds they took, after
+    checking that they are comparable with what this build would measure."""
     if not journal.exists():
         _write_header(journal, header)
-        return {}
+        return {}, 0.0
     if not resume:
         raise LatencyTableError(
             f"{journal}: a partial build is there; pass --resume to continue it, or delete it "
@@ -188,7 +202,7 @@ def _open_journal(journal: Path, header: dict[str, Any], resume: bool) -> dict[s
     except (IndexError, json.JSONDecodeError):
         log.warning("%s: unreadable header, starting over", journal)
         _write_header(journal, header)
-        return {}
+        return {}, 0.0
     for field in ("format", "space", "policy", "width_step", "classes", "in_channels"):
         if saved.get(field) != header[field]:
             raise LatencyTableError(
@@ -201,13 +215,13 @@ def _open_journal(journal: Path, header: dict[str, Any], resume: bool) -> dict[s
                 f"{journal}: was measured with {field} {saved['device'].get(field)!r}, not "
                 f"{header['device'].get(field)!r}; its figures cannot be mixed with new ones."
             )
-    done: dict[str, float] = {}
+    done: dict[tuple[str, int], float] = {}
     seconds = 0.0
     good = [lines[0]]
     for line in lines[1:]:
         try:
             record = json.loads(line)
-            done[record["job"]] = float(record["ms"])
+            done[record["job"], int(record["round"])] = float(record["ms"])
             seconds = float(record.get("seconds", seconds))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             break  # a line cut short by the kill: that measurement is taken again
@@ -215,8 +229,7 @@ def _open_journal(journal: Path, header: dict[str, Any], resume: bool) -> dict[s
     if len(good) != len(lines):
         journal.write_text("\n".join(good) + "\n", encoding="utf-8")
     log.info("resuming %s: %d measurements already taken", journal, len(done))
-    done["__seconds__"] = seconds
-    return done
+    return done, seconds
 
 
 def _write_header(journal: Path, header: dict[str, Any]) -> None:
@@ -224,7 +237,9 @@ def _write_header(journal: Path, header: dict[str, Any]) -> None:
     journal.write_text(json.dumps(header) + "\n", encoding="utf-8")
 
 
-def _progress(jobs: list[Job], total: int, initial: int, show: bool | None) -> Iterator[Job]:
+def _progress(
+    jobs: list[tuple[int, Job]], total: int, initial: int, show: bool | None
+) -> Iterator[tuple[int, Job]]:
     """A progress bar with ETA on a terminal; a plain line every 10% otherwise."""
     if show is None:
         show = sys.stderr.isatty()
@@ -234,15 +249,15 @@ def _progress(jobs: list[Job], total: int, initial: int, show: bool | None) -> I
         bar = tqdm(
             jobs, total=total, initial=initial, unit="block", desc="measuring", dynamic_ncols=True
         )
-        for job in bar:
-            bar.set_postfix_str(job.name, refresh=False)
-            yield job
+        for r, job in bar:
+            bar.set_postfix_str(f"pass {r + 1}: {job.name}", refresh=False)
+            yield r, job
         return
     step = max(1, total // 10)
-    for i, job in enumerate(jobs, initial + 1):
+    for i, item in enumerate(jobs, initial + 1):
         if i % step == 0:
             log.info("measured %d/%d", i, total)
-        yield job
+        yield item
 
 
 def measure_network(
@@ -253,8 +268,20 @@ def measure_network(
     in_channels: int | None = None,
 ) -> float:
     """Latency in ms of the whole standalone network, timed like the table's blocks."""
-    net = Network(space, arch, classes, in_channels)
-    return meter.measure(net, net.input_shape(1)[1:])
+    return measure_networks(space, [arch], meter, classes, in_channels)[0]
+
+
+def measure_networks(
+    space: SearchSpace,
+    archs: list[Architecture],
+    meter: LatencyMeter,
+    classes: int | None = None,
+    in_channels: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Latencies in ms of whole standalone networks, their timing rounds interleaved."""
+    nets = [Network(space, arch, classes, in_channels) for arch in archs]
+    return meter.measure_interleaved([(net, net.input_shape(1)[1:]) for net in nets], progress)
 
 
 def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
@@ -271,4 +298,12 @@ def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
     )
 
 
-__all__ = ["LUT_FORMAT", "build_table", "knot_widths", "measure_network", "plan", "table_meter"]
+__all__ = [
+    "LUT_FORMAT",
+    "build_table",
+    "knot_widths",
+    "measure_network",
+    "measure_networks",
+    "plan",
+    "table_meter",
+]

@@ -14,7 +14,7 @@ from typing import Any
 from ..arch import random_architecture
 from ..errors import TfnasError
 from ..space import SearchSpace
-from .build import measure_network
+from .build import measure_networks
 from .measure import LatencyMeter
 from .table import Calibration, LatencyTable
 
@@ -95,7 +95,7 @@ def check_table(
     ``before`` uses the table's predictions as they stand (with any calibration it already
     has); with ``calibrate`` a new calibration is fitted on the uncalibrated sums and its
     errors reported in-sample and leave-one-out (each network predicted by a fit that did not
-    see it).
+    see it). ``progress`` is called with 1 after every timing window.
     """
     if archs < 1:
         raise TfnasError(f"--archs must be at least 1, got {archs}.")
@@ -103,11 +103,10 @@ def check_table(
         raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
     classes = table.meta.get("classes")
     in_channels = table.meta.get("in_channels")
+    archs_list = [random_architecture(space, seed + i) for i in range(archs)]
+    measured_ms = measure_networks(space, archs_list, meter, classes, in_channels, progress)
     rows = []
-    indices = range(archs) if progress is None else progress(range(archs))
-    for i in indices:
-        arch = random_architecture(space, seed + i)
-        measured = measure_network(space, arch, meter, classes, in_channels)
+    for i, (arch, measured) in enumerate(zip(archs_list, measured_ms, strict=True)):
         raw = table.raw_predict(space, arch)
         rows.append(
             {

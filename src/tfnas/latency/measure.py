@@ -1,10 +1,13 @@
 """Robust latency timers for the torch CPU, CUDA and ONNX Runtime backends.
 
-Robustness on a shared, noisy machine comes from: explicit thread counts, eval and inference
-mode, a warm-up by time and by count, many repetitions timed one call at a time, and a low
-percentile as the statistic (interference from other processes only ever adds time, so the
-lower quartile tracks the undisturbed cost better than a mean). CUDA calls are timed with
-events after a synchronisation; ONNX Runtime times an exported model in its own session.
+On a shared machine a core runs at different speeds from one moment to the next (neighbours
+on its caches and memory bandwidth), in spells that last longer than one timing window. The
+timers therefore: set the thread count explicitly; run in eval and inference mode; warm up by
+count and by time; time many calls one at a time; take a low percentile (the lower quartile)
+within a window, since interference only ever adds time; and take the minimum of that
+statistic over several *rounds*, separate windows spread out in time, so that one slow spell
+does not decide a figure. CUDA calls are timed with events after a synchronisation; ONNX
+Runtime times an exported model in its own session.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ class TimingPolicy:
     """How long to warm up and how many calls to time."""
 
     warmup_calls: int = 5
-    warmup_seconds: float = 0.02
+    warmup_seconds: float = 0.01
     min_calls: int = 15
     max_calls: int = 200
-    min_seconds: float = 0.08
+    min_seconds: float = 0.03
     statistic: str = "p25"
+    rounds: int = 3
 
 
 def summarise(samples_ms: list[float], statistic: str) -> float:
@@ -132,24 +136,58 @@ class LatencyMeter:
         if device in ("cpu", "ort-cpu"):
             torch.set_num_threads(threads)
 
-    def samples(self, module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
-        """Per-call latencies in ms of ``module`` on a batch of ``input_shape`` (no batch dim)."""
+    def runner(self, module: nn.Module, input_shape: tuple[int, ...]) -> Callable[[], object]:
+        """A zero-argument call running ``module`` on a batch of ``input_shape`` (no batch
+        dim) on this backend; prepared once so that rounds time only the call itself."""
         module = module.eval()
         shape = (self.batch_size, *input_shape)
         if self.device == "ort-cpu":
-            return self._ort_samples(module, shape)
+            return self._ort_runner(module, shape)
         target = torch.device("cuda" if self.device == "cuda" else "cpu")
         module = module.to(target)
         x = torch.randn(shape, device=target)
+
+        def call() -> object:
+            with torch.inference_mode():
+                return module(x)
+
+        return call
+
+    def window(self, call: Callable[[], object]) -> list[float]:
+        """One timing window: warm-up, then per-call latencies in ms."""
         clock = _cuda_clock if self.device == "cuda" else _cpu_clock
-        with torch.inference_mode():
-            return _time_calls(lambda: module(x), self.policy, clock)
+        return _time_calls(call, self.policy, clock)
+
+    def window_statistic(self, call: Callable[[], object]) -> float:
+        return summarise(self.window(call), self.policy.statistic)
+
+    def samples(self, module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
+        """Per-call latencies in ms over all rounds (for reporting spread)."""
+        call = self.runner(module, input_shape)
+        return [ms for _ in range(self.policy.rounds) for ms in self.window(call)]
 
     def measure(self, module: nn.Module, input_shape: tuple[int, ...]) -> float:
-        """The policy's statistic of :meth:`samples`, in ms."""
-        return summarise(self.samples(module, input_shape), self.policy.statistic)
+        """Minimum over rounds of the per-window statistic, in ms."""
+        call = self.runner(module, input_shape)
+        return min(self.window_statistic(call) for _ in range(self.policy.rounds))
 
-    def _ort_samples(self, module: nn.Module, shape: tuple[int, ...]) -> list[float]:
+    def measure_interleaved(
+        self,
+        items: list[tuple[nn.Module, tuple[int, ...]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[float]:
+        """Like :meth:`measure` for several modules, taking round ``r`` of every module before
+        round ``r + 1`` of any: a slow spell then costs each module at most one round."""
+        calls = [self.runner(module, shape) for module, shape in items]
+        best = [float("inf")] * len(calls)
+        for _ in range(self.policy.rounds):
+            for i, call in enumerate(calls):
+                best[i] = min(best[i], self.window_statistic(call))
+                if progress is not None:
+                    progress(1)
+        return best
+
+    def _ort_runner(self, module: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:
         import onnxruntime as ort
 
         x = torch.randn(shape)
@@ -168,7 +206,7 @@ class LatencyMeter:
             buffer.getvalue(), options, providers=["CPUExecutionProvider"]
         )
         feed = {"x": x.numpy()}
-        return _time_calls(lambda: session.run(None, feed), self.policy, _cpu_clock)
+        return lambda: session.run(None, feed)
 
     def fingerprint(self) -> dict[str, object]:
         """What the numbers depend on: hardware, software versions, threads, batch size."""

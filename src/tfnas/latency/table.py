@@ -172,6 +172,11 @@ class LatencyTable:
         )
 
 
+def latency(space: SearchSpace, arch: Architecture, table: LatencyTable) -> float:
+    """Predicted latency in ms of ``arch``: base + blocks (+ the table's calibration)."""
+    return table.predict(space, arch)
+
+
 def monotone_fit(values: np.ndarray) -> np.ndarray:
     """Least-squares non-decreasing fit (pool adjacent violators): noise cannot make a wider
     block look faster than a narrower one."""
