@@ -490,6 +490,70 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- search -------------------------------------------------------------------------------------
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from .search.searcher import SearchConfig, search
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise TfnasError(f"{run_dir}: holds no search to resume (no config.json).")
+        try:
+            saved = json.loads(config_path.read_text())
+            saved["arch_betas"] = tuple(saved["arch_betas"])
+            config = SearchConfig(**saved)
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise TfnasError(
+                f"{config_path}: is not a tfnas search configuration ({exc})."
+            ) from None
+    else:
+        missing = [
+            f"--{n.replace('_', '-')}"
+            for n in ("space", "lut", "target_ms", "out")
+            if getattr(args, n) is None
+        ]
+        if missing:
+            raise TfnasError(f"a new search needs {', '.join(missing)} (or --resume RUN_DIR).")
+        run_dir = Path(args.out)
+        config = SearchConfig(
+            space=args.space,
+            lut=args.lut,
+            target_ms=args.target_ms,
+            data=args.data,
+            data_root=args.data_root,
+            epochs=args.epochs,
+            warmup_epochs=args.warmup_epochs,
+            lambda_lat=args.lambda_lat,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            sampling=args.sampling,
+            depth=args.depth,
+            width=args.width,
+            in_channels=args.in_channels,
+            workers=args.workers,
+        )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    space_arg = config.space
+    from .space import load_space
+
+    space = load_space(space_arg)
+    result = search(config, run_dir, resume=bool(args.resume), space=space)
+    error = (result.predicted_ms - config.target_ms) / config.target_ms * 100
+    print(f"wrote {run_dir / 'arch.json'}: {result.arch.describe()}")
+    print(
+        f"target {config.target_ms:g} ms, predicted {result.predicted_ms:.4f} ms ({error:+.3f}%), "
+        f"depths {'-'.join(map(str, result.arch.depths))}; metrics in {run_dir / 'metrics.jsonl'}"
+    )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -604,6 +668,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("search", help="search an architecture that meets a latency target")
+    p.add_argument("--space", metavar="NAME|FILE")
+    p.add_argument("--lut", metavar="LUT.json", help="latency table of the space on the device")
+    p.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
+    p.add_argument("--data", default="fashion-mnist", metavar="D")
+    p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--warmup-epochs", type=int, help="weight-only epochs first (default epochs/9)")
+    p.add_argument("--lambda-lat", type=float, default=0.1, help="weight of the latency loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="search on a seeded subset of this many images")
+    p.add_argument(
+        "--sampling",
+        default="gumbel-random",
+        choices=("gumbel", "gumbel-random", "gumbel-gumbel", "gumbel-max"),
+    )
+    p.add_argument("--depth", default="sink", choices=("sink", "skip-op", "fixed"))
+    p.add_argument("--width", default="elastic", choices=("elastic", "fixed"))
+    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
+    p.add_argument("--out", metavar="RUN_DIR")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

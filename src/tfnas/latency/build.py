@@ -254,10 +254,16 @@ def _progress(
             yield r, job
         return
     step = max(1, total // 10)
+    started = time.perf_counter()
     for i, item in enumerate(jobs, initial + 1):
-        if i % step == 0:
-            log.info("measured %d/%d", i, total)
         yield item
+        if i % step == 0 or i == total:
+            rate = (i - initial) / max(time.perf_counter() - started, 1e-9)
+            print(
+                f"measured {i}/{total}, about {(total - i) / rate:.0f} s to go",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def measure_network(

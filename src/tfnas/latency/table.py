@@ -104,8 +104,9 @@ class LatencyTable:
 
         ``op_probs[s][b]`` weights the candidate ops of block ``b`` of stage ``s``,
         ``depth_probs[s]`` the stage's admissible depths (``stage.depths``, shallowest first),
-        and ``widths[s][b][i]`` is op ``i``'s current mid width there. Gradients flow to the
-        probabilities; widths are discrete and change by elasticity-scaling, not by gradient.
+        and ``widths[s][b][i]`` is op ``i``'s current mid width there; a probability beyond
+        the candidates (the skip choice of the skip-op ablation) costs nothing. Gradients flow
+        to the probabilities; widths are discrete and change by elasticity-scaling only.
         """
         self.check_space(space)
         total = torch.as_tensor(self.base_ms, dtype=torch.float32)
@@ -115,6 +116,7 @@ class LatencyTable:
                 specs = space.candidates(s, b)
                 table = [self.block_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
                 probs = op_probs[s][b]
+                table += [0.0] * (len(probs) - len(table))  # a 'skip' choice costs nothing
                 block_lat.append(
                     (probs * torch.tensor(table, dtype=probs.dtype, device=probs.device)).sum()
                 )

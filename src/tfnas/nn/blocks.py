@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..block import BlockSpec
@@ -77,10 +78,11 @@ class MBConv(nn.Module):
     """Inverted residual: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project (+ residual).
 
     ``mid_channels`` is the allocated width. :meth:`set_active_channels` restricts the block
-    to a subset of it without touching the weights, so an optimizer's state stays valid.
+    to a subset of it without touching the weights, so an optimizer's state stays valid; the
+    block then computes with the active channels only, exactly as :meth:`narrowed` would.
     """
 
-    def __init__(self, spec: BlockSpec, mid_channels: int) -> None:
+    def __init__(self, spec: BlockSpec, mid_channels: int, elastic: bool = False) -> None:
         super().__init__()
         if not spec.has_expand and mid_channels != spec.in_channels:
             raise ValueError(f"an MBConv without expansion has mid width {spec.in_channels}")
@@ -96,7 +98,11 @@ class MBConv(nn.Module):
             SqueezeExcite(mid_channels, spec.se_channels, spec.act) if spec.se_channels else None
         )
         self.project = ConvBNAct(mid_channels, spec.out_channels, 1)
-        self.register_buffer("channel_mask", None, persistent=False)
+        # An elastic block (the supernet's) always carries its mask, saved with its weights,
+        # so that a resumed search continues with exactly the channels it had.
+        mask = torch.ones(1, mid_channels, 1, 1) if elastic else None
+        self.register_buffer("channel_mask", mask, persistent=elastic)
+        self.elastic = elastic
 
     @property
     def active_width(self) -> int:
@@ -106,28 +112,62 @@ class MBConv(nn.Module):
 
     def set_active_channels(self, active: Sequence[int] | torch.Tensor | None) -> None:
         """Zero every mid channel not listed (``None``: all channels active)."""
+        weight = self.depthwise.conv.weight
         if active is None:
-            self.channel_mask = None
+            self.channel_mask = torch.ones_like(self.channel_mask) if self.elastic else None
             return
-        index = torch.as_tensor(active, dtype=torch.long, device=self.depthwise.conv.weight.device)
-        mask = torch.zeros(
-            self.mid_channels, device=index.device, dtype=self.depthwise.conv.weight.dtype
-        )
+        index = torch.as_tensor(active, dtype=torch.long, device=weight.device)
+        mask = torch.zeros(self.mid_channels, device=weight.device, dtype=weight.dtype)
         mask[index] = 1
         self.channel_mask = mask.view(1, -1, 1, 1)
 
+    def active_channels(self) -> torch.Tensor:
+        """Indices of the active mid channels, ascending."""
+        if self.channel_mask is None:
+            return torch.arange(self.mid_channels)
+        return self.channel_mask.view(-1).nonzero().view(-1).cpu()
+
+    def channel_importance(self) -> torch.Tensor:
+        """L1 norm of each mid channel's depthwise kernel: which channels to keep active."""
+        return self.depthwise.conv.weight.detach().abs().sum(dim=(1, 2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.expand(x) if self.expand is not None else x
-        h = self.depthwise(h)
-        if self.channel_mask is not None:
-            # Masking after the depthwise activation is enough: every later layer either
-            # acts per channel (SE gate) or sums over channels (SE reduce, project), where a
-            # zero channel contributes nothing, exactly as if it were absent.
-            h = h * self.channel_mask
-        if self.se is not None:
-            h = self.se(h)
-        h = self.project(h)
+        active = self._partial_index()
+        if active is not None:
+            h = self._forward_active(x, active)
+        else:
+            h = self.expand(x) if self.expand is not None else x
+            h = self.depthwise(h)
+            if self.se is not None:
+                h = self.se(h)
+            h = self.project(h)
         return h + x if self.spec.has_residual else h
+
+    def _partial_index(self) -> torch.Tensor | None:
+        if self.channel_mask is None:
+            return None
+        index = self.channel_mask.view(-1).nonzero().view(-1)
+        return None if len(index) == self.mid_channels else index
+
+    def _forward_active(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Compute with the active mid channels only: the weights are sliced per call, so the
+        cost follows the active width while gradients and optimizer state stay with the full
+        tensors. Batch-norm statistics are updated for the active channels alone."""
+        h = x
+        if self.expand is not None:
+            h = _conv_bn_act(self.expand, h, self.training, out_index=index)
+        h = _conv_bn_act(self.depthwise, h, self.training, out_index=index, groups=len(index))
+        if self.se is not None:
+            se = self.se
+            gate = h.mean((2, 3), keepdim=True)
+            gate = F.conv2d(gate, se.reduce.weight.index_select(1, index), se.reduce.bias)
+            gate = F.conv2d(
+                se.act(gate),
+                se.expand.weight.index_select(0, index),
+                se.expand.bias.index_select(0, index),
+            )
+            h = h * torch.sigmoid(gate)
+        return _conv_bn_act(self.project, h, self.training, in_index=index)
 
     @torch.no_grad()
     def narrowed(self, active: Sequence[int] | torch.Tensor) -> MBConv:
@@ -144,6 +184,45 @@ class MBConv(nn.Module):
             block.se.expand.bias.copy_(self.se.expand.bias[index])
         _copy_conv_bn(block.project, self.project, in_index=index)
         return block.train(self.training)
+
+
+def _conv_bn_act(
+    layer: ConvBNAct,
+    x: torch.Tensor,
+    training: bool,
+    out_index: torch.Tensor | None = None,
+    in_index: torch.Tensor | None = None,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``layer`` restricted to some output or input channels (see MBConv._forward_active)."""
+    conv, bn = layer.conv, layer.bn
+    weight = conv.weight
+    if out_index is not None:
+        weight = weight.index_select(0, out_index)
+    if in_index is not None:
+        weight = weight.index_select(1, in_index)
+    h = F.conv2d(x, weight, None, conv.stride, conv.padding, 1, groups)
+    if out_index is None:
+        h = bn(h)
+    else:
+        mean = bn.running_mean.index_select(0, out_index)
+        var = bn.running_var.index_select(0, out_index)
+        h = F.batch_norm(
+            h,
+            mean,
+            var,
+            bn.weight.index_select(0, out_index),
+            bn.bias.index_select(0, out_index),
+            training,
+            bn.momentum,
+            bn.eps,
+        )
+        if training:
+            with torch.no_grad():
+                bn.running_mean.index_copy_(0, out_index, mean)
+                bn.running_var.index_copy_(0, out_index, var)
+                bn.num_batches_tracked.add_(1)
+    return layer[2](h) if len(layer) > 2 else h
 
 
 def _copy_conv_bn(

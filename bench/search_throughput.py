@@ -1,0 +1,121 @@
+"""Search throughput on tfnas-small: images per second of the weight and architecture steps,
+and the time of one search epoch.
+
+Usage: python bench/search_throughput.py --lut LUT.json [--images 10000] [--batch-size 64]
+       [--steps 10] [--threads N] [--no-epoch]
+
+Times ``steps`` bi-sampling weight steps (two paths, one backward, one SGD step) and
+``steps`` architecture steps (soft mixture over all ops, latency loss, Adam step) of the real
+search code, quoting medians, then one whole search epoch (weight steps on 80% of
+``images``, an architecture step every 2nd weight step, elasticity-scaling) unless
+``--no-epoch``. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from tfnas.latency.table import latency_range, load_table
+from tfnas.search.sampling import sample_paths
+from tfnas.search.searcher import SearchConfig, Searcher
+from tfnas.space import load_space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lut", required=True)
+    parser.add_argument("--space", default="tfnas-small")
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--no-epoch", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    space = load_space(args.space)
+    table = load_table(args.lut, space)
+    r = latency_range(space, table)
+    config = SearchConfig(
+        space=args.space,
+        lut=args.lut,
+        target_ms=(r.fastest_ms + r.slowest_ms) / 2,
+        limit=args.images,
+        epochs=2,
+        warmup_epochs=1,
+        batch_size=args.batch_size,
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        searcher = Searcher(config, run_dir, progress=False)
+        net = searcher.net
+        net.train()
+        images, labels = next(iter(searcher._loader(searcher.weights, 0)))
+        arch_images, arch_labels = next(iter(searcher._loader(searcher.arch_data, 1)))
+
+        def weight_step() -> None:
+            alphas = [[net.alpha(s, b) for b in range(len(st))] for s, st in enumerate(net.stages)]
+            paths = sample_paths(alphas, "gumbel-random", searcher.sampler)
+            searcher.weight_opt.zero_grad(set_to_none=True)
+            loss = sum(F.cross_entropy(net(images, path=p), labels) for p in paths)
+            loss.backward()
+            searcher.weight_opt.step()
+
+        def arch_step() -> None:
+            sums = {
+                k: 0
+                for k in (
+                    "arch_loss",
+                    "arch_ce",
+                    "latency_loss",
+                    "arch_correct",
+                    "arch_seen",
+                    "arch_steps",
+                )
+            }
+            searcher._arch_step(arch_images, arch_labels, sums)
+
+        def timed(fn) -> list[float]:
+            fn()  # warm-up
+            out = []
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+            return out
+
+        weight_s = statistics.median(timed(weight_step))
+        arch_s = statistics.median(timed(arch_step))
+        result = {
+            "space": space.name,
+            "batch_size": args.batch_size,
+            "threads": torch.get_num_threads(),
+            "weight_step": {
+                "median_seconds": weight_s,
+                "images_per_second": args.batch_size / weight_s,
+                "paths": 2,
+            },
+            "arch_step": {"median_seconds": arch_s, "images_per_second": args.batch_size / arch_s},
+            "weight_images": len(searcher.weights),
+            "arch_images": len(searcher.arch_data),
+        }
+        if not args.no_epoch:
+            t0 = time.perf_counter()
+            row = searcher._train_epoch(1, searching=True)
+            row.update(searcher._end_of_epoch(1, searching=True))
+            result["search_epoch"] = {
+                "seconds": time.perf_counter() - t0,
+                "train_seconds": row["seconds"],
+                "images_per_second": row["images_per_second"],
+            }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Elasticity-scaling: adjust mid widths, ever finer, until the LUT latency meets the target.
+
+Op and depth choices only give coarse, discrete latencies; this is what lands the searched
+network on the target (METHOD.md section 5). It works on an :class:`Architecture` and a
+latency table alone, so it can be checked on any table, the paper's included; the supernet
+then applies the new widths as channel masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..arch import Architecture, BlockChoice
+from ..latency.table import LatencyTable
+from ..space import SearchSpace
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    arch: Architecture
+    latency_ms: float
+    start_latency_ms: float
+    steps: int
+
+
+def elastic_scale(
+    space: SearchSpace, arch: Architecture, table: LatencyTable, target_ms: float
+) -> ScalingResult:
+    """Shrink or grow the widths of ``arch`` so that its predicted latency is at or just
+    below ``target_ms``.
+
+    1. If above the target, shrink every block together (each by a step proportional to its
+       width) until at or below it, or until every width is at its lower bound.
+    2. If below, grow every block together while the latency stays at or below the target.
+    3. Then grow only stages 2..N, then 3..N, ..., then the last stage, the same way: ever
+       finer scopes take up the remaining slack.
+    Widths never leave their op's bounds.
+    """
+    blocks = [(s, j, spec) for s, j, spec, _ in arch.blocks(space)]
+    widths = [w for _, _, _, w in arch.blocks(space)]
+    steps = 0
+
+    def latency(ws: list[int]) -> float:
+        return table.predict(space, _with_widths(arch, blocks, ws))
+
+    def step_sizes(scope: list[int]) -> dict[int, int]:
+        smallest = max(1, min(widths[i] for i in scope))
+        return {i: max(1, round(widths[i] / smallest)) for i in scope}
+
+    def moved(scope: list[int], sign: int) -> list[int] | None:
+        sizes = step_sizes(scope)
+        new = list(widths)
+        for i in scope:
+            spec = blocks[i][2]
+            new[i] = min(spec.max_width, max(spec.min_width, widths[i] + sign * sizes[i]))
+        return None if new == widths else new
+
+    start = current = latency(widths)
+    everything = list(range(len(blocks)))
+    while current > target_ms:
+        new = moved(everything, -1)
+        if new is None:
+            break  # all at their lower bounds: the target is below this op/depth choice
+        widths, current, steps = new, latency(new), steps + 1
+    n_stages = len(space.stages)
+    for first_stage in range(n_stages):
+        scope = [i for i, (s, _, _) in enumerate(blocks) if s >= first_stage]
+        while scope:
+            new = moved(scope, +1)
+            if new is None:
+                break
+            candidate = latency(new)
+            if candidate > target_ms:
+                break
+            widths, current, steps = new, candidate, steps + 1
+    return ScalingResult(_with_widths(arch, blocks, widths), current, start, steps)
+
+
+def _with_widths(arch: Architecture, blocks, widths: list[int]) -> Architecture:
+    stages: list[list[BlockChoice]] = [[] for _ in arch.stages]
+    for (s, j, _), width in zip(blocks, widths, strict=True):
+        stages[s].append(BlockChoice(arch.stages[s][j].op, width))
+    return replace(arch, stages=tuple(tuple(stage) for stage in stages))

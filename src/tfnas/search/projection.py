@@ -1,0 +1,137 @@
+"""Make a derived architecture able to meet the target before elasticity-scaling does the rest.
+
+Elasticity-scaling moves widths only within each op's bounds, so the argmax architecture of a
+search whose op and depth distributions are still flat (a short search, or one stopped early)
+can lie entirely above the target even at its narrowest widths, or below it at its widest. The
+paper's method then misses the target. tfnas goes further: it changes the fewest, least
+likely choices. While the architecture's latency at its lower width bounds exceeds the target,
+it applies the single change (another op in one block, or one block less in a stage when
+sinking) that gives up the least log-probability per millisecond saved; symmetrically while
+the latency at the upper width bounds falls short of the target. Every change is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ..arch import Architecture, BlockChoice
+from ..block import BlockSpec
+from ..latency.table import LatencyTable
+from ..space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Projection:
+    arch: Architecture
+    sources: list[list[int]]
+    changes: list[str]
+
+
+def _bound(spec: BlockSpec, upper: bool, elastic: bool) -> int:
+    if not elastic:
+        return spec.nominal_width
+    return spec.max_width if upper else spec.min_width
+
+
+def _at_bound(space: SearchSpace, arch: Architecture, upper: bool, elastic: bool) -> Architecture:
+    stages = []
+    for s, stage in enumerate(arch.stages):
+        blocks = []
+        for j, choice in enumerate(stage):
+            spec = space.block_spec(s, j, choice.op)
+            blocks.append(BlockChoice(choice.op, _bound(spec, upper, elastic)))
+        stages.append(tuple(blocks))
+    return replace(arch, stages=tuple(stages))
+
+
+def project_to_target(
+    space: SearchSpace,
+    table: LatencyTable,
+    arch: Architecture,
+    sources: list[list[int]],
+    target_ms: float,
+    op_log_probs: Sequence[Sequence[Sequence[float]]],
+    depth_log_probs: Sequence[Sequence[float]] | None,
+    elastic: bool = True,
+) -> Projection:
+    """Change as little probability as possible until ``target_ms`` lies within the widths'
+    reach. ``op_log_probs[s][b][i]`` scores op ``i`` of the stage's candidates at supernet
+    block ``b``; ``depth_log_probs[s][k]`` scores ``stage.depths[k]`` (``None``: depth fixed).
+    Without ``elastic`` widths, every block's reach is its nominal width alone.
+    """
+    stages = [list(stage) for stage in arch.stages]
+    sources = [list(src) for src in sources]
+    changes: list[str] = []
+
+    def current() -> Architecture:
+        return replace(arch, stages=tuple(tuple(st) for st in stages))
+
+    for upper in (False, True):
+        while True:
+            bound = _at_bound(space, current(), upper, elastic)
+            latency = table.predict(space, bound)
+            if (latency <= target_ms) if not upper else (latency >= target_ms):
+                break
+            best = None  # (cost per ms, description, apply)
+            for s, stage in enumerate(stages):
+                spec_s = space.stages[s]
+                for j, choice in enumerate(stage):
+                    here = space.block_spec(s, j, choice.op)
+                    now_ms = table.block_ms(here, _bound(here, upper, elastic))
+                    now_lp = op_log_probs[s][sources[s][j]][spec_s.ops.index(choice.op)]
+                    for i, op in enumerate(spec_s.ops):
+                        if op == choice.op:
+                            continue
+                        other = space.block_spec(s, j, op)
+                        gain = table.block_ms(other, _bound(other, upper, elastic))
+                        gain = gain - now_ms if upper else now_ms - gain
+                        if gain <= 0:
+                            continue
+                        cost = max(0.0, now_lp - op_log_probs[s][sources[s][j]][i]) / gain
+                        if best is None or cost < best[0]:
+                            best = (
+                                cost,
+                                f"stage {s + 1} block {j + 1}: {choice.op.label} -> {op.label}",
+                                ("op", s, j, op),
+                            )
+                if depth_log_probs is None:
+                    continue
+                depth = len(stage)
+                if not upper and depth - 1 in spec_s.depths and sources[s] == list(range(depth)):
+                    last = space.block_spec(s, depth - 1, stage[-1].op)
+                    gain = table.block_ms(last, _bound(last, False, elastic))
+                    k = spec_s.depths.index(depth)
+                    cost = max(0.0, depth_log_probs[s][k] - depth_log_probs[s][k - 1]) / gain
+                    if gain > 0 and (best is None or cost < best[0]):
+                        best = (cost, f"stage {s + 1}: depth {depth} -> {depth - 1}", ("drop", s))
+                if upper and depth + 1 in spec_s.depths and sources[s] == list(range(depth)):
+                    lps = op_log_probs[s][depth]
+                    i = max(range(len(spec_s.ops)), key=lambda i: lps[i])
+                    new = space.block_spec(s, depth, spec_s.ops[i])
+                    gain = table.block_ms(new, _bound(new, True, elastic))
+                    k = spec_s.depths.index(depth)
+                    cost = max(0.0, depth_log_probs[s][k] - depth_log_probs[s][k + 1]) / gain
+                    if gain > 0 and (best is None or cost < best[0]):
+                        best = (
+                            cost,
+                            f"stage {s + 1}: depth {depth} -> {depth + 1}",
+                            ("add", s, spec_s.ops[i]),
+                        )
+            if best is None:
+                break  # nothing left to change: the widths will get as close as they can
+            _, description, change = best
+            changes.append(description)
+            if change[0] == "op":
+                _, s, j, op = change
+                spec = space.block_spec(s, j, op)
+                stages[s][j] = BlockChoice(op, _bound(spec, upper, elastic))
+            elif change[0] == "drop":
+                stages[change[1]].pop()
+                sources[change[1]].pop()
+            else:
+                _, s, op = change
+                spec = space.block_spec(s, len(stages[s]), op)
+                stages[s].append(BlockChoice(op, _bound(spec, True, elastic)))
+                sources[s].append(len(sources[s]))
+    return Projection(current(), sources, changes)
