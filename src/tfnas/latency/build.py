@@ -240,10 +240,12 @@ def _write_header(journal: Path, header: dict[str, Any]) -> None:
 def _progress(
     jobs: list[tuple[int, Job]], total: int, initial: int, show: bool | None
 ) -> Iterator[tuple[int, Job]]:
-    """A progress bar with ETA on a terminal; a plain line every 10% otherwise."""
-    if show is None:
-        show = sys.stderr.isatty()
-    if show:
+    """``None``: a progress bar with ETA on a terminal, a plain line every 10% otherwise;
+    ``True``: the bar; ``False``: silence."""
+    if show is False:
+        yield from jobs
+        return
+    if show or sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(
