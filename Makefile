@@ -47,6 +47,11 @@ demo: $(STAMP) dataset $(DEMO_LUT)
 	$(VENV)/bin/tfnas arch random --space tfnas-small --seed 0 --out $(DEMO_DIR)/arch.json
 	$(VENV)/bin/tfnas info $(DEMO_DIR)/arch.json --data fashion-mnist
 	$(VENV)/bin/tfnas profile $(DEMO_DIR)/arch.json --device cpu --threads 1 --lut $(DEMO_LUT)
+	rm -rf $(DEMO_DIR)/search
+	$(VENV)/bin/tfnas search --space tfnas-small --lut $(DEMO_LUT) --target-fraction 0.5 \
+	  --data fashion-mnist --limit 4000 --epochs 4 --warmup-epochs 1 --out $(DEMO_DIR)/search
+	$(VENV)/bin/tfnas info $(DEMO_DIR)/search/arch.json
+	$(VENV)/bin/tfnas profile $(DEMO_DIR)/search/arch.json --device cpu --threads 1 --lut $(DEMO_LUT)
 
 test: $(STAMP) dataset
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,6 @@ different network.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 from .block import BlockSpec, OpSpec
 from .errors import ArchitectureError, TfnasError
-from .io import atomic_write_json
+from .io import atomic_write_json, read_json
 from .space import SearchSpace, load_space
 
 ARCH_FORMAT = "tfnas-architecture"
@@ -177,18 +176,7 @@ def load_architecture(
     passed (as a loaded space or its YAML path).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArchitectureError(f"{path}: no such architecture file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchitectureError(f"{path}: cannot be read ({exc}).") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArchitectureError(
-            f"{path}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
-        ) from None
+    data = read_json(path, "architecture file", ArchitectureError)
     arch = architecture_from_dict(data, str(path))
     if space is None:
         try:

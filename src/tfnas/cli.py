@@ -435,6 +435,14 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         )
         print(line("calibrated (in-sample)", result.after))
         print(line("calibrated (leave-one-out)", result.after_leave_one_out))
+        loo = result.after_leave_one_out
+        if loo["median_abs_pct"] > 5 or loo["within_10pct"] < 0.9:
+            print(
+                "warning: the calibrated table still misses by more than usual; was the "
+                "machine busy while the table was built or checked? Rebuild or recheck it on "
+                "a quiet machine.",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -493,6 +501,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
 # -- search -------------------------------------------------------------------------------------
 
 
+def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
+    """The latency at ``fraction`` of the way from the fastest to the slowest architecture."""
+    from .latency.table import latency_range
+
+    if not 0 <= fraction <= 1:
+        raise TfnasError(f"--target-fraction must lie in [0, 1], got {fraction}.")
+    table, loaded = _table_and_space(lut, space)
+    r = latency_range(loaded, table)
+    return round(r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms), 4)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
@@ -513,17 +532,20 @@ def cmd_search(args: argparse.Namespace) -> int:
             ) from None
     else:
         missing = [
-            f"--{n.replace('_', '-')}"
-            for n in ("space", "lut", "target_ms", "out")
-            if getattr(args, n) is None
+            f"--{n.replace('_', '-')}" for n in ("space", "lut", "out") if getattr(args, n) is None
         ]
+        if args.target_ms is None and args.target_fraction is None:
+            missing.append("--target-ms (or --target-fraction)")
         if missing:
             raise TfnasError(f"a new search needs {', '.join(missing)} (or --resume RUN_DIR).")
+        target_ms = args.target_ms
+        if target_ms is None:
+            target_ms = _fraction_of_range(args.lut, args.space, args.target_fraction)
         run_dir = Path(args.out)
         config = SearchConfig(
             space=args.space,
             lut=args.lut,
-            target_ms=args.target_ms,
+            target_ms=target_ms,
             data=args.data,
             data_root=args.data_root,
             epochs=args.epochs,
@@ -673,6 +695,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", metavar="NAME|FILE")
     p.add_argument("--lut", metavar="LUT.json", help="latency table of the space on the device")
     p.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
+    p.add_argument(
+        "--target-fraction",
+        type=float,
+        metavar="F",
+        help="or: the target at this fraction of the feasible range (0: fastest)",
+    )
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
     p.add_argument("--epochs", type=int, default=10)

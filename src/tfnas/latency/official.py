@@ -7,10 +7,10 @@ The published files map ``MBInvertedResBlock_{res}_{in}_{se}_{out}_k{k}_s{s}_{ac
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ..io import read_json
 from ..space import SearchSpace, load_space
 from .table import LatencyTable, LatencyTableError, table_from_dict
 
@@ -37,12 +37,7 @@ def import_tfnas_table(path: str | Path, space: SearchSpace | None = None) -> La
     """Read one of the paper's JSON tables and check it covers every block of the space."""
     path = Path(path)
     space = space or load_space("tfnas-imagenet")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LatencyTableError(f"{path}: no such file.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LatencyTableError(f"{path}: is not a readable JSON table ({exc}).") from None
+    data = read_json(path, "file", LatencyTableError)
     if not isinstance(data, dict) or "base" not in data:
         raise LatencyTableError(f"{path}: is not one of the paper's tables (no 'base' entry).")
     entries = {k: v for k, v in data.items() if k != "base"}

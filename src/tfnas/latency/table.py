@@ -8,7 +8,6 @@ correction fitted on whole-network measurements), if it has one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import torch
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
 from ..errors import TfnasError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_json
 from ..space import SearchSpace
 
 LUT_FORMAT = "tfnas-latency-table"
@@ -195,18 +194,7 @@ def monotone_fit(values: np.ndarray) -> np.ndarray:
 def load_table(path: str | Path, space: SearchSpace | None = None) -> LatencyTable:
     """Read a latency table; with ``space``, refuse a table of another space."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LatencyTableError(f"{path}: no such latency table.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LatencyTableError(f"{path}: cannot be read ({exc}).") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LatencyTableError(
-            f"{path}: is not valid JSON, perhaps truncated (line {exc.lineno}: {exc.msg})."
-        ) from None
+    data = read_json(path, "latency table", LatencyTableError)
     table = table_from_dict(data, str(path))
     if space is not None:
         try:

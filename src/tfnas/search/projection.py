@@ -67,7 +67,8 @@ def project_to_target(
     def current() -> Architecture:
         return replace(arch, stages=tuple(tuple(st) for st in stages))
 
-    for upper in (False, True):
+    # Fixed widths cannot take up slack, so only an architecture above the target is changed.
+    for upper in (False, True) if elastic else (False,):
         while True:
             bound = _at_bound(space, current(), upper, elastic)
             latency = table.predict(space, bound)

@@ -191,6 +191,10 @@ class Searcher:
         self.history: list[dict[str, Any]] = []
         if resume and (self.run_dir / CHECKPOINT).exists():
             self._load_checkpoint()
+        # Written only once everything above has succeeded: a search that could not start
+        # leaves no run directory behind to block the next attempt.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
 
     # -- run directory ------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> None:
@@ -208,8 +212,6 @@ class Searcher:
                     f"{self.run_dir}: was started with other settings ({', '.join(changed)}); "
                     "resume it with the same ones."
                 )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(config_path, self.config.to_dict())
 
     def _save_checkpoint(self) -> None:
         state = {
