@@ -463,19 +463,31 @@ class Searcher:
 
     @torch.no_grad()
     def _derived_accuracy(self) -> float:
-        """Accuracy of the derived network's path on (part of) the architecture split."""
+        """Accuracy of the derived network's path on (part of) the architecture split.
+
+        Scored with batch statistics, as during training: a supernet's running statistics
+        mix every path that ran through each op and do not describe any one network. The
+        running statistics are left untouched (momentum 0) and dropout is off.
+        """
         net = self.net
         path, depth_weights = net.derived_path()
-        net.eval()
-        correct = seen = 0
-        loader = self._loader(self.arch_data, -1)
-        for i, (images, labels) in enumerate(loader):
-            if self.config.eval_batches is not None and i >= self.config.eval_batches:
-                break
-            logits = net(images, path=path, depth_weights=depth_weights)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0
         net.train()
+        net.head.dropout.eval()
+        correct = seen = 0
+        try:
+            for i, (images, labels) in enumerate(self._loader(self.arch_data, -1)):
+                if self.config.eval_batches is not None and i >= self.config.eval_batches:
+                    break
+                logits = net(images, path=path, depth_weights=depth_weights)
+                correct += int((logits.argmax(1) == labels).sum())
+                seen += len(labels)
+        finally:
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
         return correct / max(1, seen)
 
     def _report(self, row: dict[str, Any]) -> None:
