@@ -562,11 +562,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     if args.threads:
         torch.set_num_threads(args.threads)
-    space_arg = config.space
-    from .space import load_space
-
-    space = load_space(space_arg)
-    result = search(config, run_dir, resume=bool(args.resume), space=space)
+    result = search(config, run_dir, resume=bool(args.resume))
     error = (result.predicted_ms - config.target_ms) / config.target_ms * 100
     print(f"wrote {run_dir / 'arch.json'}: {result.arch.describe()}")
     print(

@@ -8,6 +8,7 @@ and resumed with ``resume=True`` ends with the same architecture as an uninterru
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -163,10 +164,12 @@ class Searcher:
             limit=config.limit,
             root=config.data_root,
         )
-        if len(self.weights) < config.batch_size or len(self.arch_data) < 1:
+        smallest = min(len(self.weights), len(self.arch_data))
+        if smallest < config.batch_size:
             raise TfnasError(
-                f"{len(self.weights)} weight-training images are fewer than one batch of "
-                f"{config.batch_size}; use more data or a smaller --batch-size."
+                f"the search split has {len(self.weights)} weight-training and "
+                f"{len(self.arch_data)} architecture images, and each part needs at least one "
+                f"batch of {config.batch_size}; use more data or a smaller --batch-size."
             )
         torch.manual_seed(config.seed)
         self.net = Supernet(
@@ -224,8 +227,6 @@ class Searcher:
             "torch_rng": torch.get_rng_state(),
             "current": json.dumps(self.current.to_dict()) if self.current else "",
         }
-        import io
-
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.run_dir / CHECKPOINT, buffer.getvalue())
