@@ -17,7 +17,7 @@ import random
 import statistics
 import time
 
-from tfnas.latency.build import _FixedParts, plan
+from tfnas.latency.build import PlanModules, plan
 from tfnas.latency.measure import LatencyMeter
 from tfnas.space import load_space
 
@@ -36,7 +36,7 @@ def main() -> None:
     meter = LatencyMeter(args.device, args.threads, args.batch_size)
     jobs = plan(space, args.width_step)
     sample = random.Random(args.seed).sample(jobs, min(args.subset, len(jobs)))
-    parts = _FixedParts(space, space.classes, space.input_channels)
+    parts = PlanModules(space, space.classes, space.input_channels)
     seconds = []
     start = time.perf_counter()
     for job in sample:

@@ -72,8 +72,8 @@ def plan(space: SearchSpace, width_step: int) -> list[Job]:
     return jobs
 
 
-class _FixedParts:
-    """The stem and the head as the standalone network builds them."""
+class PlanModules:
+    """The module and input shape of every planned measurement, as the networks build them."""
 
     def __init__(self, space: SearchSpace, classes: int, in_channels: int) -> None:
         self.space, self.classes, self.in_channels = space, classes, in_channels
@@ -128,7 +128,7 @@ def build_table(
     done, spent = _open_journal(journal, header, resume)
     rounds = meter.policy.rounds
     todo = [(r, job) for r in range(rounds) for job in jobs if (job.name, r) not in done]
-    parts = _FixedParts(space, classes, in_channels)
+    parts = PlanModules(space, classes, in_channels)
     started = time.perf_counter()
     measured = 0
     total = rounds * len(jobs)
