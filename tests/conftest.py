@@ -25,6 +25,7 @@ def cli(capsys):
     """Run the tfnas command in-process; returns exit code, stdout and stderr."""
 
     def run(*argv: str) -> CliResult:
+        capsys.readouterr()  # drop what earlier API calls in the test printed
         try:
             code = main([str(a) for a in argv])
         except SystemExit as exc:  # argparse errors

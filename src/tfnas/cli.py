@@ -572,6 +572,95 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- retraining, evaluation, export -------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        arch=args.arch,
+        space=args.space,
+        data=args.data,
+        data_root=args.data_root,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        dropout=args.dropout,
+        drop_connect=args.drop_connect,
+        ema_decay=args.ema,
+        amp=not args.no_amp,
+        seed=args.seed,
+        limit=args.limit,
+        in_channels=args.in_channels,
+        workers=args.workers,
+        device=args.device,
+    )
+    result = train(config, args.out, resume=args.resume)
+    print(
+        f"trained {args.arch} for {result['epochs']} epochs: best test top-1 "
+        f"{result['best_top1']:.4f}; weights in {Path(args.out) / 'best.pt'}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import open_dataset
+    from .train import evaluate, make_loader, resolve_device, trained_network
+
+    net, space = trained_network(args.arch, args.weights, args.space)
+    channels = net.in_channels
+    data = open_dataset(
+        args.data, "test", image_size=space.input_size, channels=channels, root=args.data_root
+    )
+    if data.num_classes > net.num_classes:
+        raise TfnasError(
+            f"{args.data} has {data.num_classes} classes but the network predicts "
+            f"{net.num_classes}."
+        )
+    device = resolve_device(args.device)
+    with torch.inference_mode():
+        result = evaluate(net.to(device), make_loader(data, args.batch_size, False, 0, 0), device)
+    if args.json:
+        _print_json(
+            {"architecture": args.arch, "weights": args.weights, "data": args.data, **result}
+        )
+        return 0
+    print(
+        f"{args.arch} with {args.weights} on {result['images']} {args.data} test images: "
+        f"top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, loss {result['loss']:.4f}"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_network
+    from .train import trained_network
+
+    net, space = trained_network(args.arch, args.weights, args.space)
+    check = export_network(
+        net,
+        (net.in_channels, space.input_size, space.input_size),
+        args.format,
+        args.out,
+        tolerance=args.tolerance,
+    )
+    print(
+        f"wrote {check.path} ({check.format}); its outputs match PyTorch's within "
+        f"{check.max_abs_diff:.1e} (tolerance {check.tolerance:.0e})"
+    )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -718,6 +807,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RUN_DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="retrain an architecture (the paper's recipe)")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument(
+        "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
+    )
+    p.add_argument("--data", default="fashion-mnist", metavar="D")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, help="peak learning rate (default 0.2 x batch / 512)")
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up (default 2%% of epochs)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, help="before the classifier (default: the space's)")
+    p.add_argument("--drop-connect", type=float, default=0.2)
+    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="train on a seeded subset of this many images")
+    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="top-1, top-5 and loss of trained weights on test data")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument("--weights", required=True, metavar="W.pt")
+    p.add_argument("--space", metavar="NAME|FILE")
+    p.add_argument("--data", default="fashion-mnist", metavar="D")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export trained weights to ONNX or TorchScript, checked")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument("--weights", required=True, metavar="W.pt")
+    p.add_argument("--space", metavar="NAME|FILE")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |exported - torch| on logits")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -103,6 +103,7 @@ class MBConv(nn.Module):
         mask = torch.ones(1, mid_channels, 1, 1) if elastic else None
         self.register_buffer("channel_mask", mask, persistent=elastic)
         self.elastic = elastic
+        self.drop_path = 0.0  # drop-connect rate of the residual branch while training
 
     @property
     def active_width(self) -> int:
@@ -141,7 +142,14 @@ class MBConv(nn.Module):
             if self.se is not None:
                 h = self.se(h)
             h = self.project(h)
-        return h + x if self.spec.has_residual else h
+        if not self.spec.has_residual:
+            return h
+        if self.training and self.drop_path > 0:
+            # Drop-connect: drop the whole branch for some samples, rescale the rest.
+            keep = 1 - self.drop_path
+            mask = torch.rand(h.shape[0], 1, 1, 1, device=h.device, dtype=h.dtype) < keep
+            h = h * mask / keep
+        return h + x
 
     def _partial_index(self) -> torch.Tensor | None:
         if self.channel_mask is None:

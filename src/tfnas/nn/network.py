@@ -84,6 +84,15 @@ class Network(nn.Module):
             x = stage(x)
         return self.head(x)
 
+    def set_regularisation(self, dropout: float | None = None, drop_connect: float = 0.0) -> None:
+        """Dropout before the classifier, and drop-connect on residual branches scaled by
+        block index / block count (METHOD.md section 7)."""
+        if dropout is not None:
+            self.head.dropout.p = dropout
+        blocks = [block for stage in self.stages for block in stage]
+        for i, block in enumerate(blocks):
+            block.drop_path = drop_connect * i / len(blocks)
+
     def input_shape(self, batch_size: int = 1) -> tuple[int, int, int, int]:
         return (batch_size, self.in_channels, self.space.input_size, self.space.input_size)
 

@@ -1,0 +1,383 @@
+"""Retraining a searched architecture, evaluating it, and its checkpoints.
+
+The paper's recipe (METHOD.md section 7) with defaults scaled to the dataset: SGD with
+momentum, a linear warm-up then a cosine schedule, label smoothing, dropout before the
+classifier, drop-connect scaled by block index, weight decay, gradient clipping; mixed
+precision on CUDA; an optional exponential moving average (EMA) of the weights. Every epoch
+appends to ``metrics.jsonl`` (and TensorBoard) and writes ``last.pt`` (everything a resume
+needs) and, when the test accuracy improves, ``best.pt`` (weights and architecture); all
+are plain tensors and strings, loadable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+from .arch import architecture_from_dict, load_architecture
+from .data import ImageData, open_dataset
+from .errors import TfnasError
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .nn.network import Network
+from .space import SearchSpace, load_space
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (checked again on resume)."""
+
+    arch: str
+    space: str | None = None
+    data: str = "fashion-mnist"
+    data_root: str | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float | None = None  # default: the paper's 0.2 at batch 512, scaled linearly
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    warmup_epochs: float | None = None  # default: 2% of the epochs (5 of 250), at least 0.5
+    label_smoothing: float = 0.1
+    dropout: float | None = None  # default: the space's head dropout
+    drop_connect: float = 0.2
+    grad_clip: float = 5.0
+    ema_decay: float | None = None  # e.g. 0.999; None: no EMA
+    amp: bool = True  # mixed precision, on CUDA only
+    seed: int = 0
+    limit: int | None = None  # train on a seeded subset of this many images
+    in_channels: int | None = None
+    workers: int = 0
+    device: str = "auto"
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
+
+    def resolved_warmup(self) -> float:
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return min(self.epochs / 2, max(0.5, 0.02 * self.epochs))
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise TfnasError("--epochs and --batch-size must be at least 1.")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise TfnasError(f"--ema must lie strictly between 0 and 1, got {self.ema_decay}.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise TfnasError(f"--device must be auto, cpu or cuda, got {self.device}.")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_loader(
+    data: ImageData,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    workers: int,
+    drop_last: bool = False,
+) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        data.dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        generator=generator,
+        num_workers=workers,
+    )
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """Top-1, top-5 (or top-k for fewer classes) accuracy and mean cross-entropy."""
+    was_training = net.training
+    net.eval()
+    correct1 = correct5 = seen = 0
+    loss = 0.0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        logits = net(images).float()
+        loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += int((top[:, 0] == labels).sum())
+        correct5 += int((top == labels[:, None]).any(dim=1).sum())
+        seen += len(labels)
+    net.train(was_training)
+    seen = max(1, seen)
+    return {"top1": correct1 / seen, "top5": correct5 / seen, "loss": loss / seen, "images": seen}
+
+
+class Trainer:
+    """One training run in ``run_dir``; call :meth:`run`."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        space = load_space(config.space) if config.space else None
+        self.arch, self.space = load_architecture(config.arch, space)
+        if (self.run_dir / "last.pt").exists() and not resume:
+            raise TfnasError(
+                f"{self.run_dir}: holds a training run already; pass --resume to "
+                "continue it, or choose another --out."
+            )
+        self.device = resolve_device(config.device)
+        channels = config.in_channels or self.space.input_channels
+        size = self.space.input_size
+        self.train_data = open_dataset(
+            config.data, "train", image_size=size, channels=channels, root=config.data_root
+        )
+        if config.limit is not None:
+            order = torch.randperm(
+                len(self.train_data), generator=torch.Generator().manual_seed(config.seed)
+            )
+            self.train_data.dataset = Subset(
+                self.train_data.dataset, sorted(order[: config.limit].tolist())
+            )
+        self.test_data = open_dataset(
+            config.data, "test", image_size=size, channels=channels, root=config.data_root
+        )
+        torch.manual_seed(config.seed)
+        self.net = Network(self.space, self.arch, self.train_data.num_classes, channels)
+        self.net.set_regularisation(config.dropout, config.drop_connect)
+        self.net.to(self.device)
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(),
+            lr=config.resolved_lr(),
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.steps_per_epoch = math.ceil(len(self.train_data) / config.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.ema = None
+        if config.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(
+                self.net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+            )
+        self.epoch = 0
+        self.best_top1 = -1.0
+        self.history: list[dict[str, Any]] = []
+        if resume and (self.run_dir / "last.pt").exists():
+            self._load()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", asdict(config))
+
+    def _lr_factor(self, step: int) -> float:
+        warmup = self.config.resolved_warmup() * self.steps_per_epoch
+        total = self.config.epochs * self.steps_per_epoch
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _arch_json(self) -> str:
+        return json.dumps(self.arch.to_dict())
+
+    def _save(self, top1: float) -> None:
+        state = {
+            "model": self.net.state_dict(),
+            "arch": self._arch_json(),
+            "epoch": self.epoch,
+            "best_top1": self.best_top1,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        _save_atomic(state, self.run_dir / "last.pt")
+        if top1 >= self.best_top1:
+            self.best_top1 = top1
+            model = self.ema.module if self.ema is not None else self.net
+            _save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "arch": self._arch_json(),
+                    "epoch": self.epoch,
+                    "top1": top1,
+                },
+                self.run_dir / "best.pt",
+            )
+        atomic_write_text(
+            self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history)
+        )
+
+    def _load(self) -> None:
+        state = torch.load(self.run_dir / "last.pt", map_location=self.device, weights_only=True)
+        saved_arch = architecture_from_dict(json.loads(state["arch"]))
+        if saved_arch != self.arch:
+            raise TfnasError(f"{self.run_dir}: was trained for another architecture.")
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        self.epoch = int(state["epoch"])
+        self.best_top1 = float(state["best_top1"])
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            self.history = [r for r in rows if r["epoch"] < self.epoch]
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        writer = _tensorboard(self.run_dir)
+        test_loader = make_loader(self.test_data, 256, False, c.seed, c.workers)
+        while self.epoch < c.epochs:
+            started = time.perf_counter()
+            train = self._train_epoch(
+                make_loader(
+                    self.train_data, c.batch_size, True, c.seed * 1_000_003 + self.epoch, c.workers
+                )
+            )
+            test = evaluate(self.net, test_loader, self.device)
+            row = {
+                "epoch": self.epoch,
+                "lr": self.scheduler.get_last_lr()[0],
+                **train,
+                "test_top1": test["top1"],
+                "test_top5": test["top5"],
+                "test_loss": test["loss"],
+            }
+            score = test["top1"]
+            if self.ema is not None:
+                ema = evaluate(self.ema.module, test_loader, self.device)
+                row.update(ema_top1=ema["top1"], ema_top5=ema["top5"], ema_loss=ema["loss"])
+                score = ema["top1"]
+            row["seconds"] = time.perf_counter() - started
+            self.history.append(row)
+            self.epoch += 1
+            self._save(score)
+            if writer is not None:
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, int | float):
+                        writer.add_scalar(key, value, self.epoch)
+                writer.flush()
+            print(
+                f"epoch {self.epoch}/{c.epochs}: train loss {row['train_loss']:.3f}, acc "
+                f"{row['train_acc']:.3f}; test top-1 {row['test_top1']:.4f}"
+                + (f" (EMA {row['ema_top1']:.4f})" if self.ema is not None else "")
+                + f", {row['seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        if writer is not None:
+            writer.close()
+        return {"best_top1": self.best_top1, "epochs": self.epoch, "history": self.history}
+
+    def _train_epoch(self, loader: DataLoader) -> dict[str, float]:
+        c = self.config
+        self.net.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=len(loader),
+                desc=f"epoch {self.epoch + 1}/{c.epochs}",
+                leave=False,
+                unit="step",
+                dynamic_ncols=True,
+            )
+        for images, labels in loader:
+            images, labels = images.to(self.device), labels.to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                logits = self.net(images)
+                loss = F.cross_entropy(logits, labels, label_smoothing=c.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.net)
+            total_loss += float(loss.detach()) * len(labels)
+            correct += int((logits.detach().argmax(1) == labels).sum())
+            seen += len(labels)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return {"train_loss": total_loss / max(1, seen), "train_acc": correct / max(1, seen)}
+
+
+def _save_atomic(state: dict[str, Any], path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: metrics.jsonl still has everything
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def train(
+    config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None
+) -> dict[str, Any]:
+    """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
+    return Trainer(config, run_dir, resume, progress).run()
+
+
+def trained_network(
+    arch_path: str | Path, weights_path: str | Path, space: SearchSpace | str | None = None
+) -> tuple[Network, SearchSpace]:
+    """The network of an architecture file with trained weights loaded; the number of
+    classes and input channels are read off the weights."""
+    arch, space = load_architecture(arch_path, space)
+    path = Path(weights_path)
+    if not path.is_file():
+        raise TfnasError(f"{path}: no such weights file.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise TfnasError(f"{path}: is not a tfnas weights file ({type(exc).__name__}).") from None
+    weights = state.get("model", state) if isinstance(state, dict) else None
+    if not isinstance(weights, dict) or "head.classifier.weight" not in weights:
+        raise TfnasError(f"{path}: holds no tfnas network weights.")
+    classes = int(weights["head.classifier.weight"].shape[0])
+    stem = weights.get("stem.0.0.weight")
+    channels = int(stem.shape[1]) if stem is not None else None
+    net = Network(space, arch, classes, channels)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise TfnasError(f"{path}: does not fit {arch_path} ({first}).") from None
+    return net.eval(), space
