@@ -86,6 +86,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(setup, monkeypatch):
         torch.testing.assert_close(resumed[key], full[key])
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_eval_and_export_cli(setup, cli):
     tmp_path, space_file, arch, config = setup
     train(
