@@ -185,3 +185,50 @@ def test_bad_weights_and_reuse(setup, cli):
         ),
         "--resume",
     )
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(setup):
+    """DistributedDataParallel over gloo: two CPU processes train one network together."""
+    import os
+    import subprocess
+    import sys
+
+    tmp_path, space_file, arch, config = setup
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "tfnas",
+        "train",
+        str(arch),
+        "--space",
+        str(space_file),
+        "--data",
+        config["data"],
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert all(r["processes"] == 2 for r in rows)
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2
+    # each process saw half of the 48 training images per epoch: 3 steps of 8, not 6
+    assert state["scheduler"]["last_epoch"] == 2 * 3

@@ -604,6 +604,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
     )
     result = train(config, args.out, resume=args.resume)
+    if not result["main_process"]:
+        return 0  # under torchrun, the first process reports
     print(
         f"trained {args.arch} for {result['epochs']} epochs: best test top-1 "
         f"{result['best_top1']:.4f}; weights in {Path(args.out) / 'best.pt'}"

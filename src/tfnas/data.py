@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,16 +330,20 @@ def _unpack_idx_files(cls: type, source_dir: Path) -> Path:
         if target.is_file():
             continue
         raw.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
-        if (source_dir / plain_name).is_file():
-            shutil.copyfile(source_dir / plain_name, tmp)
-        elif (source_dir / packed_name).is_file():
-            with gzip.open(source_dir / packed_name, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        else:
+        if not (source_dir / plain_name).is_file() and not (source_dir / packed_name).is_file():
             raise DataError(
                 f"{source_dir}: lacks {packed_name} (or its unpacked form {plain_name})."
             )
+        # A private temporary name per process: processes started together (torchrun) may
+        # unpack the same file at once; each renames a complete copy into place.
+        fd, tmp = tempfile.mkstemp(prefix=f".{plain_name}.", suffix=".part", dir=raw)
+        with os.fdopen(fd, "wb") as dst:
+            if (source_dir / plain_name).is_file():
+                with open(source_dir / plain_name, "rb") as src:
+                    shutil.copyfileobj(src, dst)
+            else:
+                with gzip.open(source_dir / packed_name, "rb") as src:
+                    shutil.copyfileobj(src, dst)
         os.replace(tmp, target)
     return root
 

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .arch import architecture_from_dict, load_architecture
 from .data import ImageData, open_dataset
+from .distributed import all_sum, barrier, init_distributed, shutdown
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .nn.network import Network
@@ -144,6 +145,10 @@ class Trainer:
                 "continue it, or choose another --out."
             )
         self.device = resolve_device(config.device)
+        self.dist = init_distributed(self.device.type == "cuda")
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.progress = self.progress and self.dist.is_main
         channels = config.in_channels or self.space.input_channels
         size = self.space.input_size
         self.train_data = open_dataset(
@@ -163,13 +168,22 @@ class Trainer:
         self.net = Network(self.space, self.arch, self.train_data.num_classes, channels)
         self.net.set_regularisation(config.dropout, config.drop_connect)
         self.net.to(self.device)
+        self.model: torch.nn.Module = self.net
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.dist.local_rank] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=ids)
+            # every process augments and drops out differently, from the same seed
+            torch.manual_seed(config.seed + self.dist.rank)
         self.optimizer = torch.optim.SGD(
             self.net.parameters(),
             lr=config.resolved_lr(),
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
-        self.steps_per_epoch = math.ceil(len(self.train_data) / config.batch_size)
+        per_process = math.ceil(len(self.train_data) / self.dist.world_size)
+        self.steps_per_epoch = math.ceil(per_process / config.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.use_amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -185,8 +199,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if resume and (self.run_dir / "last.pt").exists():
             self._load()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", asdict(config))
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json", asdict(config))
 
     def _lr_factor(self, step: int) -> float:
         warmup = self.config.resolved_warmup() * self.steps_per_epoch
@@ -249,25 +264,44 @@ class Trainer:
             self.history = [r for r in rows if r["epoch"] < self.epoch]
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def _train_loader(self) -> DataLoader:
         c = self.config
-        writer = _tensorboard(self.run_dir)
+        seed = c.seed * 1_000_003 + self.epoch
+        if not self.dist.active:
+            return make_loader(self.train_data, c.batch_size, True, seed, c.workers)
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(
+            self.train_data.dataset, self.dist.world_size, self.dist.rank, shuffle=True, seed=c.seed
+        )
+        sampler.set_epoch(self.epoch)
+        return DataLoader(
+            self.train_data.dataset, batch_size=c.batch_size, sampler=sampler, num_workers=c.workers
+        )
+
+    def run(self) -> dict[str, Any]:
+        """Train the remaining epochs. Under torchrun the first process evaluates, writes
+        checkpoints and metrics and reports; the others wait for it after every epoch."""
+        c = self.config
+        main = self.dist.is_main
+        writer = _tensorboard(self.run_dir) if main else None
         test_loader = make_loader(self.test_data, 256, False, c.seed, c.workers)
         while self.epoch < c.epochs:
             started = time.perf_counter()
-            train = self._train_epoch(
-                make_loader(
-                    self.train_data, c.batch_size, True, c.seed * 1_000_003 + self.epoch, c.workers
-                )
-            )
+            train = self._train_epoch(self._train_loader())
+            self.epoch += 1
+            if not main:
+                barrier()
+                continue
             test = evaluate(self.net, test_loader, self.device)
             row = {
-                "epoch": self.epoch,
+                "epoch": self.epoch - 1,
                 "lr": self.scheduler.get_last_lr()[0],
                 **train,
                 "test_top1": test["top1"],
                 "test_top5": test["top5"],
                 "test_loss": test["loss"],
+                "processes": self.dist.world_size,
             }
             score = test["top1"]
             if self.ema is not None:
@@ -276,7 +310,6 @@ class Trainer:
                 score = ema["top1"]
             row["seconds"] = time.perf_counter() - started
             self.history.append(row)
-            self.epoch += 1
             self._save(score)
             if writer is not None:
                 for key, value in row.items():
@@ -291,9 +324,15 @@ class Trainer:
                 file=sys.stderr,
                 flush=True,
             )
+            barrier()
         if writer is not None:
             writer.close()
-        return {"best_top1": self.best_top1, "epochs": self.epoch, "history": self.history}
+        return {
+            "best_top1": self.best_top1,
+            "epochs": self.epoch,
+            "history": self.history,
+            "main_process": self.dist.is_main,
+        }
 
     def _train_epoch(self, loader: DataLoader) -> dict[str, float]:
         c = self.config
@@ -313,7 +352,7 @@ class Trainer:
         for images, labels in loader:
             images, labels = images.to(self.device), labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                logits = self.net(images)
+                logits = self.model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=c.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -331,6 +370,7 @@ class Trainer:
                 bar.update(1)
         if bar is not None:
             bar.close()
+        total_loss, correct, seen = all_sum([total_loss, correct, seen], self.device)
         return {"train_loss": total_loss / max(1, seen), "train_acc": correct / max(1, seen)}
 
 
@@ -352,7 +392,10 @@ def train(
     config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
-    return Trainer(config, run_dir, resume, progress).run()
+    try:
+        return Trainer(config, run_dir, resume, progress).run()
+    finally:
+        shutdown()
 
 
 def trained_network(
