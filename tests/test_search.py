@@ -264,3 +264,51 @@ def test_expected_latency_follows_the_supernet_widths(small):
         table.predict(small, one_hot), rel=1e-5
     )
     assert isinstance(one_hot, Architecture) and isinstance(one_hot.stages[0][0], BlockChoice)
+
+
+@pytest.mark.slow
+def test_torchrun_search_two_processes_agree(tiny_search_setup):
+    """Two CPU processes (gloo) search together; every epoch they must derive the same
+    architecture (the search checks it and fails otherwise)."""
+    import os
+    import subprocess
+    import sys
+
+    tmp_path, space, table, config, _ = tiny_search_setup
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        "-m",
+        "tfnas",
+        "search",
+        "--space",
+        config["space"],
+        "--lut",
+        config["lut"],
+        "--data",
+        config["data"],
+        "--target-ms",
+        str(config["target_ms"]),
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    arch = json.loads((tmp_path / "ddp" / "arch.json").read_text())
+    assert arch["info"]["predicted_ms"] <= config["target_ms"]
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]

@@ -559,10 +559,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             width=args.width,
             in_channels=args.in_channels,
             workers=args.workers,
+            device=args.device,
         )
     if args.threads:
         torch.set_num_threads(args.threads)
     result = search(config, run_dir, resume=bool(args.resume))
+    if not result.main_process:
+        return 0  # under torchrun, the first process reports
     error = (result.predicted_ms - config.target_ms) / config.target_ms * 100
     print(f"wrote {run_dir / 'arch.json'}: {result.arch.describe()}")
     print(
@@ -617,7 +620,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data import open_dataset
-    from .train import evaluate, make_loader, resolve_device, trained_network
+    from .distributed import resolve_device
+    from .train import evaluate, make_loader, trained_network
 
     net, space = trained_network(args.arch, args.weights, args.space)
     channels = net.in_channels
@@ -807,6 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
     p.add_argument("--out", metavar="RUN_DIR")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
 

@@ -7,6 +7,7 @@ process group.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -29,6 +30,13 @@ class DistContext:
         return self.world_size > 1
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def init_distributed(use_cuda: bool) -> DistContext:
     """Join the process group torchrun describes (nccl with CUDA, else gloo), if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -49,6 +57,29 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def all_reduce_mean(tensors: list[torch.Tensor]) -> None:
+    """Average tensors (gradients) over all processes, in one flat message."""
+    if not (dist.is_available() and dist.is_initialized()) or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def same_everywhere(text: str, device: torch.device) -> bool:
+    """Whether every process holds the same ``text`` (a cheap consistency check)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    digest = int.from_bytes(hashlib.sha1(text.encode()).digest()[:7], "big")
+    values = torch.tensor([digest, -digest], dtype=torch.int64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return int(values[0]) == digest and int(-values[1]) == digest
 
 
 def barrier() -> None:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .arch import architecture_from_dict, load_architecture
 from .data import ImageData, open_dataset
-from .distributed import all_sum, barrier, init_distributed, shutdown
+from .distributed import all_sum, barrier, init_distributed, resolve_device, shutdown
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .nn.network import Network
@@ -76,12 +76,6 @@ class TrainConfig:
             raise TfnasError(f"--device must be auto, cpu or cuda, got {self.device}.")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def make_loader(

@@ -224,7 +224,7 @@ class Supernet(nn.Module):
             ops = [int(self.alpha(s, b).argmax()) for b in range(len(stage))]
             path.append(ops)
             depth = spec.blocks if self.depth_mode != "sink" else len(arch.stages[s])
-            w = torch.zeros(len(spec.depths))
+            w = torch.zeros(len(spec.depths), device=self.betas[s].device)
             w[spec.depths.index(depth)] = 1
             depth_weights.append(w)
         return path, depth_weights

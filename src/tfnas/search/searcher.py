@@ -25,6 +25,15 @@ from torch.utils.data import DataLoader
 
 from ..arch import Architecture, architecture_from_dict
 from ..data import split_for_search
+from ..distributed import (
+    all_reduce_mean,
+    all_sum,
+    barrier,
+    init_distributed,
+    resolve_device,
+    same_everywhere,
+    shutdown,
+)
 from ..errors import TfnasError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..latency.table import LatencyTable, latency_range, load_table
@@ -71,6 +80,7 @@ class SearchConfig:
     in_channels: int | None = None
     eval_batches: int | None = 20  # arch-split batches to score the derived network on
     workers: int = 0
+    device: str = "auto"
 
     def resolved_warmup(self) -> int:
         if self.warmup_epochs is not None:
@@ -87,6 +97,8 @@ class SearchConfig:
         def bad(msg: str) -> TfnasError:
             return TfnasError(msg)
 
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise bad("--device cuda was asked for, but torch sees no CUDA GPU here.")
         if self.target_ms <= 0:
             raise bad(f"--target-ms must be positive, got {self.target_ms}.")
         if self.epochs < 1:
@@ -118,6 +130,7 @@ class SearchResult:
     predicted_ms: float
     run_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    main_process: bool = True
 
 
 def check_target(space: SearchSpace, table: LatencyTable, target_ms: float) -> tuple[float, float]:
@@ -171,10 +184,15 @@ class Searcher:
                 f"{len(self.arch_data)} architecture images, and each part needs at least one "
                 f"batch of {config.batch_size}; use more data or a smaller --batch-size."
             )
+        self.device = resolve_device(config.device)
+        self.dist = init_distributed(self.device.type == "cuda")
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.progress = self.progress and self.dist.is_main
         torch.manual_seed(config.seed)
         self.net = Supernet(
             self.space, self.weights.num_classes, config.in_channels, depth_mode=config.depth
-        )
+        ).to(self.device)
         self.weight_opt = torch.optim.SGD(
             self.net.weight_parameters(),
             lr=config.weight_lr,
@@ -196,8 +214,9 @@ class Searcher:
             self._load_checkpoint()
         # Written only once everything above has succeeded: a search that could not start
         # leaves no run directory behind to block the next attempt.
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
 
     # -- run directory ------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> None:
@@ -227,6 +246,8 @@ class Searcher:
             "torch_rng": torch.get_rng_state(),
             "current": json.dumps(self.current.to_dict()) if self.current else "",
         }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(self.run_dir / CHECKPOINT, buffer.getvalue())
@@ -234,12 +255,14 @@ class Searcher:
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
     def _load_checkpoint(self) -> None:
-        state = torch.load(self.run_dir / CHECKPOINT, weights_only=True)
+        state = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=True)
         self.net.load_state_dict(state["net"])
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.arch_opt.load_state_dict(state["arch_opt"])
-        self.sampler.set_state(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
+        self.sampler.set_state(state["sampler"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self.epoch = int(state["epoch"])
         self.tau = float(state["tau"])
         if state.get("current"):
@@ -251,15 +274,37 @@ class Searcher:
         log.info("resuming %s at epoch %d", self.run_dir, self.epoch + 1)
 
     # -- the loop -----------------------------------------------------------------------------
-    def _loader(self, data, salt: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + salt)
+    def _loader(self, data, salt: int, everywhere: bool = False) -> DataLoader:
+        """A seeded, shuffled loader; under torchrun each process gets its own share
+        (``everywhere``: the whole data on every process)."""
+        seed = self.config.seed * 1_000_003 + salt
+        c = self.config
+        if self.dist.active and not everywhere:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(
+                data.dataset,
+                self.dist.world_size,
+                self.dist.rank,
+                shuffle=True,
+                seed=seed,
+                drop_last=True,
+            )
+            return DataLoader(
+                data.dataset,
+                batch_size=c.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=c.workers,
+            )
+        generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             data.dataset,
-            batch_size=self.config.batch_size,
+            batch_size=c.batch_size,
             shuffle=True,
             drop_last=True,
             generator=generator,
-            num_workers=self.config.workers,
+            num_workers=c.workers,
         )
 
     def _weight_lr(self, epoch: int) -> float:
@@ -283,10 +328,14 @@ class Searcher:
             if epoch >= warmup:
                 self.tau *= c.tau_decay()
             row.update(self._end_of_epoch(epoch, searching=epoch >= warmup))
+            if not same_everywhere(row["arch"], self.device):
+                raise RuntimeError("processes derived different architectures; they must agree")
             self.history.append(row)
             self.epoch += 1
-            self._save_checkpoint()
-            self._report(row)
+            if self.dist.is_main:
+                self._save_checkpoint()
+                self._report(row)
+            barrier()
         return self._finish()
 
     def _train_epoch(self, epoch: int, searching: bool) -> dict[str, Any]:
@@ -320,6 +369,7 @@ class Searcher:
                 dynamic_ncols=True,
             )
         for step, (images, labels) in enumerate(loader):
+            images, labels = images.to(self.device), labels.to(self.device)
             alphas = [
                 [net.alpha(s, b) for b in range(len(stage))] for s, stage in enumerate(net.stages)
             ]
@@ -333,18 +383,23 @@ class Searcher:
                 if path is paths[0]:
                     sums["weight_correct"] += int((logits.detach().argmax(1) == labels).sum())
             loss.backward()
+            # Every process ran the same paths, so the same parameters hold gradients.
+            all_reduce_mean([p.grad for p in net.weight_parameters() if p.grad is not None])
             torch.nn.utils.clip_grad_norm_(net.weight_parameters(), c.grad_clip)
             self.weight_opt.step()
             sums["weight_loss"] += float(loss.detach()) / len(paths) * len(labels)
             sums["weight_seen"] += len(labels)
             if searching and (step + 1) % c.arch_every == 0:
-                self._arch_step(*next(arch_batches), sums)
+                arch_images, arch_labels = next(arch_batches)
+                self._arch_step(arch_images.to(self.device), arch_labels.to(self.device), sums)
             if bar is not None:
                 bar.update(1)
             if self.on_step is not None:
                 self.on_step(epoch, step)
         if bar is not None:
             bar.close()
+        totals = all_sum([float(v) for v in sums.values()], self.device)
+        sums = dict(zip(sums, totals, strict=True))
         seconds = time.perf_counter() - started
         seen, arch_seen = max(1, sums["weight_seen"]), max(1, sums["arch_seen"])
         row: dict[str, Any] = {
@@ -390,6 +445,7 @@ class Searcher:
         finally:
             for p in weights:
                 p.requires_grad_(True)
+        all_reduce_mean([p.grad for p in net.arch_parameters() if p.grad is not None])
         torch.nn.utils.clip_grad_norm_(net.arch_parameters(), c.grad_clip)
         self.arch_opt.step()
         net.renormalise_alphas()
@@ -459,7 +515,8 @@ class Searcher:
             ],
             "widths": [[choice.width for choice in stage] for stage in arch.stages],
         }
-        row["derived_arch_split_acc"] = self._derived_accuracy()
+        # scored by the first process alone, on the whole architecture split's first batches
+        row["derived_arch_split_acc"] = self._derived_accuracy() if self.dist.is_main else None
         return row
 
     @torch.no_grad()
@@ -480,7 +537,8 @@ class Searcher:
         net.head.dropout.eval()
         correct = seen = 0
         try:
-            for i, (images, labels) in enumerate(self._loader(self.arch_data, -1)):
+            for i, (images, labels) in enumerate(self._loader(self.arch_data, -1, True)):
+                images, labels = images.to(self.device), labels.to(self.device)
                 if self.config.eval_batches is not None and i >= self.config.eval_batches:
                     break
                 logits = net(images, path=path, depth_weights=depth_weights)
@@ -534,12 +592,16 @@ class Searcher:
                 },
             },
         )
-        arch.save(self.run_dir / "arch.json")
-        return SearchResult(arch, predicted, self.run_dir, self.history)
+        if self.dist.is_main:
+            arch.save(self.run_dir / "arch.json")
+        return SearchResult(arch, predicted, self.run_dir, self.history, self.dist.is_main)
 
 
 def search(
     config: SearchConfig, run_dir: str | Path, resume: bool = False, **kwargs: Any
 ) -> SearchResult:
     """Run (or resume) a search and write ``run_dir/arch.json``."""
-    return Searcher(config, run_dir, resume, **kwargs).run()
+    try:
+        return Searcher(config, run_dir, resume, **kwargs).run()
+    finally:
+        shutdown()
