@@ -50,6 +50,15 @@ def init_distributed(use_cuda: bool) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
+def process_device(name: str) -> tuple[torch.device, DistContext]:
+    """This process's device (its own GPU under torchrun) and its place in the group."""
+    device = resolve_device(name)
+    context = init_distributed(device.type == "cuda")
+    if context.active and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    return device, context
+
+
 def all_sum(values: list[float], device: torch.device) -> list[float]:
     """Element-wise sum over all processes (identity in a world of one)."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .arch import architecture_from_dict, load_architecture
 from .data import ImageData, open_dataset
-from .distributed import all_sum, barrier, init_distributed, resolve_device, shutdown
+from .distributed import all_sum, barrier, process_device, shutdown
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .nn.network import Network
@@ -138,10 +138,7 @@ class Trainer:
                 f"{self.run_dir}: holds a training run already; pass --resume to "
                 "continue it, or choose another --out."
             )
-        self.device = resolve_device(config.device)
-        self.dist = init_distributed(self.device.type == "cuda")
-        if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        self.device, self.dist = process_device(config.device)
         self.progress = self.progress and self.dist.is_main
         channels = config.in_channels or self.space.input_channels
         size = self.space.input_size

@@ -29,8 +29,7 @@ from ..distributed import (
     all_reduce_mean,
     all_sum,
     barrier,
-    init_distributed,
-    resolve_device,
+    process_device,
     same_everywhere,
     shutdown,
 )
@@ -184,10 +183,7 @@ class Searcher:
                 f"{len(self.arch_data)} architecture images, and each part needs at least one "
                 f"batch of {config.batch_size}; use more data or a smaller --batch-size."
             )
-        self.device = resolve_device(config.device)
-        self.dist = init_distributed(self.device.type == "cuda")
-        if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        self.device, self.dist = process_device(config.device)
         self.progress = self.progress and self.dist.is_main
         torch.manual_seed(config.seed)
         self.net = Supernet(
