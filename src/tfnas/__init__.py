@@ -15,6 +15,7 @@ from .block import BlockSpec, OpSpec
 from .complexity import NetworkCost, count_params, network_cost
 from .data import ImageData, open_dataset, search_split_indices, split_for_search
 from .errors import ArchitectureError, DataError, SpaceError, TfnasError
+from .export import export_network
 from .latency.build import build_table, measure_network, measure_networks
 from .latency.check import CheckResult, check_table
 from .latency.measure import LatencyMeter, TimingPolicy
@@ -29,11 +30,30 @@ from .latency.table import (
     load_table,
 )
 from .nn.network import Network, build_network
+from .nn.supernet import Supernet
+from .search.elastic import elastic_scale
+
+# (``run_search``/``run_training``: the names ``search`` and ``train`` stay the subpackage and
+# module they come from)
+from .search.searcher import SearchConfig, SearchResult
+from .search.searcher import search as run_search
 from .space import SearchSpace, builtin_space_names, load_space, parse_space
+from .train import TrainConfig, evaluate, trained_network
+from .train import train as run_training
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SearchConfig",
+    "SearchResult",
+    "Supernet",
+    "TrainConfig",
+    "elastic_scale",
+    "evaluate",
+    "export_network",
+    "run_search",
+    "run_training",
+    "trained_network",
     "Architecture",
     "Calibration",
     "CheckResult",
