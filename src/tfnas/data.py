@@ -17,13 +17,15 @@ the network's channel count.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,20 @@ class ImageData:
     split: str
     dataset: Dataset
     classes: tuple[str, ...]
+    # builds this data's transform with (True) or without (False) augmentation
+    make_transform: Callable[[bool], v2.Compose] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def with_augmentation(self, augment: bool) -> ImageData:
+        """The same images (not read again) behind the other kind of transform."""
+        if self.make_transform is None:
+            raise ValueError("this data cannot rebuild its transform")
+        dataset = copy.copy(self.dataset)
+        dataset.transform = self.make_transform(augment)
+        return replace(self, dataset=dataset)
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -244,10 +256,12 @@ def open_dataset(
     if path.is_dir():
         return _open_folder(path, split, image_size, channels, augment)
     if path.is_file():
-        transform = build_transform(image_size, channels, augment, *IMAGENET_STATS)
-        ds = ListFileDataset(path, Path(root) if root is not None else None, transform)
+        make = partial(
+            build_transform, image_size, channels, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1]
+        )
+        ds = ListFileDataset(path, Path(root) if root is not None else None, make(augment))
         classes = tuple(str(i) for i in range(ds.num_classes))
-        return ImageData(str(path), split, ds, classes)
+        return ImageData(str(path), split, ds, classes, make)
     raise DataError(
         f"data source '{source}' is neither a known dataset ({', '.join(CATALOGUE)}), "
         "an image folder, nor a list file."
@@ -266,14 +280,16 @@ def _open_folder(
                 f"{path}: has a train/ folder but no val/ or test/ folder to evaluate on."
             )
         folder = found[0]
-    transform = build_transform(image_size, channels, augment, *IMAGENET_STATS)
+    make = partial(
+        build_transform, image_size, channels, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1]
+    )
     try:
-        ds = datasets.ImageFolder(str(folder), transform=transform)
+        ds = datasets.ImageFolder(str(folder), transform=make(augment))
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataError(
             f"{folder}: is not an image folder with one sub-folder per class ({exc})."
         ) from None
-    return ImageData(str(folder), split, ds, tuple(ds.classes))
+    return ImageData(str(folder), split, ds, tuple(ds.classes), make)
 
 
 def _open_catalogued(
@@ -286,7 +302,7 @@ def _open_catalogued(
     download: bool,
 ) -> ImageData:
     entry = CATALOGUE[name]
-    transform = build_transform(image_size, channels, augment, entry.mean, entry.std)
+    make = partial(build_transform, image_size, channels, mean=entry.mean, std=entry.std)
     train = split == "train"
     source_dir = location or entry.system_dir
     if (
@@ -312,7 +328,8 @@ def _open_catalogued(
     if images.ndim == 4:  # CIFAR: N, H, W, C
         images = images.permute(0, 3, 1, 2).contiguous()
     targets = torch.as_tensor(ds.targets)
-    return ImageData(name, split, TensorImageDataset(images, targets, transform), tuple(ds.classes))
+    dataset = TensorImageDataset(images, targets, make(augment))
+    return ImageData(name, split, dataset, tuple(ds.classes), make)
 
 
 def _unpack_idx_files(cls: type, source_dir: Path) -> Path:
@@ -385,22 +402,14 @@ def split_for_search(
     limit: int | None = None,
     root: str | Path | None = None,
 ) -> tuple[ImageData, ImageData]:
-    """The weight part (augmented) and architecture part (not augmented) of the train split."""
+    """The weight part (augmented) and architecture part (not augmented) of the train split;
+    the images are read once and shared by both."""
     weight_data = open_dataset(
         source, "train", image_size=image_size, channels=channels, train_transform=True, root=root
     )
-    arch_data = open_dataset(
-        source, "train", image_size=image_size, channels=channels, train_transform=False, root=root
-    )
+    arch_data = weight_data.with_augmentation(False)
     weight_idx, arch_idx = search_split_indices(len(weight_data), arch_fraction, seed, limit)
     return (
-        ImageData(
-            weight_data.name,
-            "weights",
-            Subset(weight_data.dataset, weight_idx),
-            weight_data.classes,
-        ),
-        ImageData(
-            arch_data.name, "architecture", Subset(arch_data.dataset, arch_idx), arch_data.classes
-        ),
+        replace(weight_data, split="weights", dataset=Subset(weight_data.dataset, weight_idx)),
+        replace(arch_data, split="architecture", dataset=Subset(arch_data.dataset, arch_idx)),
     )

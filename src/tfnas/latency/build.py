@@ -29,7 +29,7 @@ from ..nn.blocks import MBConv
 from ..nn.network import Head, Network, build_stem
 from ..space import SearchSpace
 from .measure import LatencyMeter
-from .table import LUT_FORMAT, LatencyTable, LatencyTableError
+from .table import LatencyTable, LatencyTableError
 
 log = logging.getLogger(__name__)
 JOURNAL_FORMAT = "tfnas-latency-journal"
@@ -307,7 +307,6 @@ def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
 
 
 __all__ = [
-    "LUT_FORMAT",
     "build_table",
     "knot_widths",
     "measure_network",

@@ -114,6 +114,7 @@ class MBConv(nn.Module):
     def set_active_channels(self, active: Sequence[int] | torch.Tensor | None) -> None:
         """Zero every mid channel not listed (``None``: all channels active)."""
         weight = self.depthwise.conv.weight
+        self._index_key = None  # the cached active index no longer holds
         if active is None:
             self.channel_mask = torch.ones_like(self.channel_mask) if self.elastic else None
             return
@@ -152,10 +153,21 @@ class MBConv(nn.Module):
         return h + x
 
     def _partial_index(self) -> torch.Tensor | None:
-        if self.channel_mask is None:
+        """Active channel indices when only some are active, else ``None``.
+
+        Cached against the mask's identity and version (a new mask, or one overwritten in
+        place by ``load_state_dict``), so forward passes do not call ``nonzero`` (a host
+        synchronisation on CUDA) every time.
+        """
+        mask = self.channel_mask
+        if mask is None:
             return None
-        index = self.channel_mask.view(-1).nonzero().view(-1)
-        return None if len(index) == self.mid_channels else index
+        key = (id(mask), mask._version, mask.device)
+        if getattr(self, "_index_key", None) != key:
+            index = mask.view(-1).nonzero().view(-1)
+            self._index = None if len(index) == self.mid_channels else index
+            self._index_key = key
+        return self._index
 
     def _forward_active(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Compute with the active mid channels only: the weights are sliced per call, so the

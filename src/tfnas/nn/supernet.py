@@ -235,7 +235,7 @@ class Supernet(nn.Module):
         for s, stage in enumerate(arch.stages):
             for j, choice in enumerate(stage):
                 block = self.stages[s][sources[s][j]]
-                op = block.specs.index(next(sp for sp in block.specs if sp.op == choice.op))
+                op = [spec.op for spec in block.specs].index(choice.op)
                 if block.width(op) != choice.width:
                     block.set_width(op, choice.width)
 
