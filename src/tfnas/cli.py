@@ -462,9 +462,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     classes = args.classes or (table.meta.get("classes") if table else None)
     in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
     net = Network(space, arch, classes, in_channels)
-    call = meter.runner(net, net.input_shape(1)[1:])
-    windows = [meter.window(call) for _ in range(meter.policy.rounds)]
-    measured = min(summarise(w, meter.policy.statistic) for w in windows)
+    measured, windows = meter.measure_spread(net, net.input_shape(1)[1:], args.rounds)
     samples = [ms for w in windows for ms in w]
     cost = network_cost(net)
     out = {
@@ -486,7 +484,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.arch} on {args.device} ({meter.threads} thread(s), batch {meter.batch_size}): "
-        f"{measured:.3f} ms (best {meter.policy.statistic} of {len(windows)} rounds, "
+        f"{measured:.3f} ms (best {meter.policy.statistic} of {len(windows)} windows, "
         f"{len(samples)} calls; median of all calls {out['median_ms']:.3f} ms)"
     )
     if table is not None:
@@ -667,6 +665,51 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the whole chain ----------------------------------------------------------------------------
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import PipelineConfig, format_summary, run_pipeline
+
+    def given(**settings: Any) -> dict[str, Any]:
+        return {k: v for k, v in settings.items() if v is not None}
+
+    config = PipelineConfig(
+        space=args.space,
+        lut=args.lut,
+        target_ms=args.target_ms,
+        target_fraction=args.target_fraction,
+        data=args.data,
+        data_root=args.data_root,
+        seed=args.seed,
+        device=args.device,
+        calibrate_archs=args.calibrate_archs,
+        search=given(
+            epochs=args.search_epochs,
+            warmup_epochs=args.search_warmup_epochs,
+            limit=args.search_limit,
+            batch_size=args.search_batch_size,
+        ),
+        train=given(
+            epochs=args.train_epochs,
+            limit=args.train_limit,
+            batch_size=args.train_batch_size,
+            lr=args.train_lr,
+        ),
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = run_pipeline(config, args.out)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(format_summary(summary))
+        print(f"summary in {Path(args.out) / 'summary.json'}")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -775,6 +818,9 @@ def build_parser() -> argparse.ArgumentParser:
     _timing_args(p)
     p.add_argument("--lut", metavar="LUT.json", help="also predict with this table")
     p.add_argument(
+        "--rounds", type=int, default=15, help="timing windows, 0.1 s apart (default 15)"
+    )
+    p.add_argument(
         "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
     )
     p.add_argument("--classes", type=int)
@@ -861,6 +907,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |exported - torch| on logits")
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser(
+        "pipeline",
+        help="the whole chain: latency table -> search -> retrain -> evaluate -> profile",
+    )
+    p.add_argument("--space", required=True, metavar="NAME|FILE")
+    p.add_argument(
+        "--lut",
+        required=True,
+        metavar="LUT.json",
+        help="latency table: reused when it exists, else built (and calibrated) on this CPU",
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-ms", type=float, metavar="T")
+    target.add_argument(
+        "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
+    )
+    p.add_argument("--data", default="fashion-mnist", metavar="D")
+    p.add_argument("--data-root", metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--calibrate-archs",
+        type=int,
+        default=30,
+        metavar="N",
+        help="whole networks measured to calibrate a new table (0: none)",
+    )
+    p.add_argument("--search-epochs", type=int, metavar="E")
+    p.add_argument("--search-warmup-epochs", type=int, metavar="E")
+    p.add_argument("--search-limit", type=int, metavar="N", help="search on N training images")
+    p.add_argument("--search-batch-size", type=int, metavar="B")
+    p.add_argument("--train-epochs", type=int, metavar="E")
+    p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
+    p.add_argument("--train-batch-size", type=int, metavar="B")
+    p.add_argument("--train-lr", type=float, metavar="LR")
+    p.add_argument("--threads", type=int, help="CPU threads for search and retraining")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory; run again with the same settings to resume",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pipeline)
     return parser
 
 

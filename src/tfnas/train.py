@@ -58,6 +58,7 @@ class TrainConfig:
     in_channels: int | None = None
     workers: int = 0
     device: str = "auto"
+    channels_last: bool = True  # NHWC activations: about 1.5x faster on CPU (oneDNN), and on GPU
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
@@ -159,6 +160,10 @@ class Trainer:
         self.net = Network(self.space, self.arch, self.train_data.num_classes, channels)
         self.net.set_regularisation(config.dropout, config.drop_connect)
         self.net.to(self.device)
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        self.net.to(memory_format=self.memory_format)
         self.model: torch.nn.Module = self.net
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -341,7 +346,8 @@ class Trainer:
                 dynamic_ncols=True,
             )
         for images, labels in loader:
-            images, labels = images.to(self.device), labels.to(self.device)
+            images = images.to(self.device, memory_format=self.memory_format)
+            labels = labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=c.label_smoothing)

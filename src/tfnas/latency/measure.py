@@ -171,6 +171,31 @@ class LatencyMeter:
         call = self.runner(module, input_shape)
         return min(self.window_statistic(call) for _ in range(self.policy.rounds))
 
+    def measure_spread(
+        self,
+        module: nn.Module,
+        input_shape: tuple[int, ...],
+        rounds: int = 15,
+        gap_seconds: float = 0.1,
+    ) -> tuple[float, list[list[float]]]:
+        """One module's latency: the best per-window statistic of ``rounds`` windows spaced
+        ``gap_seconds`` apart, and the windows' per-call times.
+
+        A lone module has nothing to interleave its rounds with, and back-to-back rounds fall
+        into the same slow spell (on a shared 2-core machine, windows of one network a
+        fraction of a second apart differ by up to 1.7x); waiting between more rounds
+        spreads them over a few seconds instead.
+        """
+        if rounds < 1:
+            raise TfnasError(f"--rounds must be at least 1, got {rounds}.")
+        call = self.runner(module, input_shape)
+        windows = []
+        for r in range(rounds):
+            if r:
+                time.sleep(gap_seconds)
+            windows.append(self.window(call))
+        return min(summarise(w, self.policy.statistic) for w in windows), windows
+
     def measure_interleaved(
         self,
         items: list[tuple[nn.Module, tuple[int, ...]]],

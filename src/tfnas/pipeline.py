@@ -1,0 +1,373 @@
+"""The whole chain in one resumable run: latency table -> search -> retrain -> evaluate ->
+profile, ending with one summary.
+
+Each step writes into its own sub-folder of the run directory and records its wall time and
+result in ``pipeline.json`` (written atomically after every step), so a killed pipeline
+started again with the same settings skips the finished steps and resumes the interrupted
+one from its own checkpoint. The latency is measured the way the table was built (device,
+threads, batch, timing policy): the summary puts target, prediction and measurement side by
+side.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import TfnasError
+from .io import atomic_write_json, read_json
+from .latency.measure import LatencyMeter
+
+FORMAT = "tfnas-pipeline"
+VERSION = 1
+STEPS = ("latency table", "search", "retrain", "evaluate", "profile")
+
+
+@dataclass
+class PipelineConfig:
+    """What decides a pipeline's result; ``search`` and ``train`` hold settings passed on to
+    :class:`~tfnas.search.searcher.SearchConfig` and :class:`~tfnas.train.TrainConfig`."""
+
+    space: str
+    lut: str
+    target_ms: float | None = None
+    target_fraction: float | None = None  # of the table's feasible range, when no target_ms
+    data: str = "fashion-mnist"
+    data_root: str | None = None
+    seed: int = 0
+    device: str = "auto"  # where search and retraining run (latency: the table's device)
+    lut_device: str = "cpu"  # used only when the table has to be built
+    lut_threads: int = 1
+    lut_batch_size: int = 1
+    calibrate_archs: int = 30  # whole networks measured to calibrate a new table; 0: none
+    search: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if (self.target_ms is None) == (self.target_fraction is None):
+            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
+        if self.target_fraction is not None and not 0 <= self.target_fraction <= 1:
+            raise TfnasError(f"--target-fraction must lie in [0, 1], got {self.target_fraction}.")
+        if self.calibrate_archs and self.calibrate_archs < 3:
+            raise TfnasError("--calibrate-archs must be 0 (no calibration) or at least 3.")
+
+
+@dataclass
+class StepRecord:
+    seconds: float
+    result: dict[str, Any]
+
+
+class Pipeline:
+    """One pipeline run in ``run_dir``; call :meth:`run`."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        run_dir: str | Path,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        config.validate()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise TfnasError(
+                "tfnas pipeline runs in one process; under torchrun, run `tfnas search` and "
+                "`tfnas train` separately."
+            )
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.record_path = self.run_dir / "pipeline.json"
+        self.steps: dict[str, StepRecord] = {}
+        if self.record_path.exists():
+            saved = read_json(self.record_path, "pipeline record", TfnasError)
+            if (
+                not isinstance(saved, dict)
+                or saved.get("format") != FORMAT
+                or saved.get("config") != asdict(config)
+            ):
+                raise TfnasError(
+                    f"{self.run_dir}: holds a pipeline with other settings; run it again with "
+                    "the same ones to resume it, or choose another --out."
+                )
+            self.steps = {
+                name: StepRecord(float(s["seconds"]), s["result"])
+                for name, s in saved.get("steps", {}).items()
+            }
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _save(self) -> None:
+        atomic_write_json(
+            self.record_path,
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "config": asdict(self.config),
+                "steps": {name: asdict(record) for name, record in self.steps.items()},
+            },
+        )
+
+    def _step(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if name in self.steps:
+            self.log(f"[{name}] done in an earlier run ({self.steps[name].seconds:.0f} s)")
+            return self.steps[name].result
+        self.log(f"[{name}] ...")
+        started = time.perf_counter()
+        result = work()
+        self.steps[name] = StepRecord(time.perf_counter() - started, result)
+        self._save()
+        self.log(f"[{name}] {self.steps[name].seconds:.0f} s")
+        return result
+
+    # -- the steps ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from .space import load_space
+
+        space = load_space(self.config.space)
+        self._check_inputs(space)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._save()
+        lut = self._step("latency table", lambda: self._latency_table(space))
+        search = self._step("search", lambda: self._search(space))
+        retrain = self._step("retrain", self._retrain)
+        evaluation = self._step("evaluate", self._evaluate)
+        profile = self._step("profile", lambda: self._profile(space))
+        summary = {
+            "space": space.name,
+            "data": self.config.data,
+            "latency_table": self.config.lut,
+            "lut": lut,
+            "target_ms": search["target_ms"],
+            "predicted_ms": search["predicted_ms"],
+            "measured_ms": profile["measured_ms"],
+            "predicted_vs_target_pct": _pct(search["predicted_ms"], search["target_ms"]),
+            "measured_vs_target_pct": _pct(profile["measured_ms"], search["target_ms"]),
+            "measured_vs_predicted_pct": _pct(profile["measured_ms"], search["predicted_ms"]),
+            "architecture": search["architecture"],
+            "arch_file": str(self.run_dir / "search" / "arch.json"),
+            "weights_file": str(self.run_dir / "train" / "best.pt"),
+            "top1": evaluation["top1"],
+            "top5": evaluation["top5"],
+            "test_images": evaluation["images"],
+            "params": profile["params"],
+            "flops": profile["flops"],
+            "macs": profile["macs"],
+            "retrain_epochs": retrain["epochs"],
+            "step_seconds": {name: self.steps[name].seconds for name in STEPS},
+            "total_seconds": sum(self.steps[name].seconds for name in STEPS),
+        }
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _check_inputs(self, space) -> None:
+        """Refuse bad input before any step starts: the table (when there is one already),
+        the target against its feasible range, and the data source."""
+        from .data import open_dataset
+        from .latency.table import load_table
+        from .search.searcher import check_target
+
+        c = self.config
+        if Path(c.lut).exists() and "search" not in self.steps:
+            table = load_table(c.lut, space)
+            check_target(space, table, self._target_ms(space, table))
+        open_dataset(
+            c.data,
+            "train",
+            image_size=space.input_size,
+            channels=space.input_channels,
+            root=c.data_root,
+        )
+
+    def _target_ms(self, space, table) -> float:
+        from .latency.table import latency_range
+
+        c = self.config
+        if c.target_ms is not None:
+            return c.target_ms
+        r = latency_range(space, table)
+        return round(r.fastest_ms + c.target_fraction * (r.slowest_ms - r.fastest_ms), 4)
+
+    def _latency_table(self, space) -> dict[str, Any]:
+        from .latency.build import build_table
+        from .latency.check import check_table
+        from .latency.table import load_table
+
+        path = Path(self.config.lut)
+        if path.exists():
+            table = load_table(path, space)
+            return {
+                "built": False,
+                "build_seconds": table.meta.get("build_seconds"),
+                "calibrated": table.calibration is not None,
+            }
+        c = self.config
+        meter = LatencyMeter(c.lut_device, threads=c.lut_threads, batch_size=c.lut_batch_size)
+        self.log(f"building {path} on {c.lut_device} (a killed build resumes)")
+        building = path.with_name(path.name + ".uncalibrated")
+        if building.exists():  # built before a kill during the calibration
+            table = load_table(building, space)
+        else:
+            table = build_table(space, meter, building, resume=True)
+        result: dict[str, Any] = {
+            "built": True,
+            "build_seconds": table.meta.get("build_seconds"),
+            "calibrated": False,
+        }
+        if c.calibrate_archs:
+            self.log(f"calibrating on {c.calibrate_archs} whole random networks")
+            check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
+            table = table.with_calibration(check.calibration)
+            loo = check.after_leave_one_out
+            result.update(
+                calibrated=True,
+                leave_one_out_median_pct=loo["median_abs_pct"],
+                leave_one_out_within_10pct=loo["within_10pct"],
+            )
+        table.save(path)
+        building.unlink()
+        return result
+
+    def _search(self, space) -> dict[str, Any]:
+        from .latency.table import load_table
+        from .search.searcher import SearchConfig, search
+
+        c = self.config
+        target = self._target_ms(space, load_table(c.lut, space))
+        config = SearchConfig(
+            space=c.space,
+            lut=c.lut,
+            target_ms=target,
+            data=c.data,
+            data_root=c.data_root,
+            seed=c.seed,
+            device=c.device,
+            **c.search,
+        )
+        result = search(config, self.run_dir / "search", resume=True)
+        return {
+            "target_ms": target,
+            "predicted_ms": result.predicted_ms,
+            "architecture": result.arch.describe(),
+            "epochs": config.epochs,
+        }
+
+    def _retrain(self) -> dict[str, Any]:
+        from .train import TrainConfig, train
+
+        c = self.config
+        config = TrainConfig(
+            arch=str(self.run_dir / "search" / "arch.json"),
+            space=c.space,
+            data=c.data,
+            data_root=c.data_root,
+            seed=c.seed,
+            device=c.device,
+            **c.train,
+        )
+        result = train(config, self.run_dir / "train", resume=True)
+        last = result["history"][-1] if result["history"] else {}
+        return {
+            "epochs": result["epochs"],
+            "best_top1": result["best_top1"],
+            "last_train_acc": last.get("train_acc"),
+        }
+
+    def _evaluate(self) -> dict[str, Any]:
+        from .data import open_dataset
+        from .distributed import resolve_device
+        from .train import evaluate, make_loader, trained_network
+
+        c = self.config
+        net, space = trained_network(
+            self.run_dir / "search" / "arch.json", self.run_dir / "train" / "best.pt", c.space
+        )
+        data = open_dataset(
+            c.data,
+            "test",
+            image_size=space.input_size,
+            channels=net.in_channels,
+            root=c.data_root,
+        )
+        device = resolve_device(c.device)
+        with torch.inference_mode():
+            return evaluate(net.to(device), make_loader(data, 256, False, 0, 0), device)
+
+    def _profile(self, space) -> dict[str, Any]:
+        from .arch import load_architecture
+        from .complexity import network_cost
+        from .latency.build import table_meter
+        from .latency.table import load_table
+        from .nn.network import Network
+
+        table = load_table(self.config.lut, space)
+        arch, _ = load_architecture(self.run_dir / "search" / "arch.json", space)
+        classes, channels = table.meta.get("classes"), table.meta.get("in_channels")
+        meter = table_meter(table)
+        net = Network(space, arch, classes, channels)
+        measured, _ = meter.measure_spread(net, net.input_shape(1)[1:])
+        cost = network_cost(net)
+        return {
+            "measured_ms": measured,
+            "device": meter.fingerprint(),
+            "params": cost.params,
+            "flops": cost.flops,
+            "macs": cost.macs,
+        }
+
+
+def _pct(value: float, reference: float) -> float:
+    return (value - reference) / reference * 100
+
+
+def run_pipeline(
+    config: PipelineConfig, run_dir: str | Path, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the whole chain and return its summary (also in ``summary.json``)."""
+    return Pipeline(config, run_dir, log).run()
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a few aligned lines for a terminal."""
+    s = summary
+    rows = [
+        ("space / data", f"{s['space']} / {s['data']} ({s['test_images']} test images)"),
+        ("architecture", s["architecture"]),
+        ("target latency", f"{s['target_ms']:.4f} ms"),
+        (
+            "predicted latency",
+            f"{s['predicted_ms']:.4f} ms ({s['predicted_vs_target_pct']:+.3f}% vs target)",
+        ),
+        (
+            "measured latency",
+            f"{s['measured_ms']:.4f} ms ({s['measured_vs_target_pct']:+.2f}% vs target, "
+            f"{s['measured_vs_predicted_pct']:+.2f}% vs predicted)",
+        ),
+        ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),
+        (
+            "params / FLOPs",
+            f"{s['params'] / 1e6:.3f}M / {s['flops'] / 1e6:.1f}M ({s['macs'] / 1e6:.1f}M MACs)",
+        ),
+    ]
+    lut = s["lut"]
+    for name, seconds in s["step_seconds"].items():
+        note = ""
+        if name == "latency table" and not lut["built"]:
+            note = " (reused"
+            if lut.get("build_seconds"):
+                note += f"; built in {lut['build_seconds']:.0f} s"
+            note += ")"
+        if name == "retrain":
+            note = f" ({s['retrain_epochs']} epochs)"
+        rows.append((f"time: {name}", f"{seconds:.0f} s{note}"))
+    rows.append(("time: total", f"{s['total_seconds']:.0f} s ({s['total_seconds'] / 60:.1f} min)"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+__all__ = ["PipelineConfig", "Pipeline", "format_summary", "run_pipeline"]

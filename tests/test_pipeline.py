@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+import tfnas.pipeline as pipeline_module
+from tfnas.arch import load_architecture
+from tfnas.latency.table import load_table
+from tfnas.pipeline import PipelineConfig, run_pipeline
+from tfnas.space import load_space
+from tfnas.train import Trainer
+
+from .conftest import assert_user_error
+from .test_data import write_idx_dataset
+from .test_latency import FAST, TINY_SPACE
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A tiny space and data set; a new table is timed with the fast test policy."""
+    monkeypatch.setenv("TFNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        pipeline_module,
+        "LatencyMeter",
+        functools.partial(pipeline_module.LatencyMeter, policy=FAST),
+    )
+    write_idx_dataset(tmp_path / "fm", n_train=60, n_test=20)
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(TINY_SPACE)
+    config = dict(
+        space=str(space_file),
+        lut=str(tmp_path / "lut.json"),
+        target_fraction=0.5,
+        data=f"fashion-mnist:{tmp_path / 'fm'}",
+        calibrate_archs=3,
+        search={"epochs": 2, "warmup_epochs": 1, "batch_size": 8},
+        train={"epochs": 2, "batch_size": 8},
+    )
+    return tmp_path, config
+
+
+def test_pipeline_builds_searches_retrains_evaluates_and_profiles(setup, cli):
+    tmp_path, config = setup
+    run = tmp_path / "run"
+    summary = run_pipeline(PipelineConfig(**config), run, log=lambda _: None)
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["lut"]["built"] and summary["lut"]["calibrated"]
+    assert (tmp_path / "lut.json").is_file() and not list(tmp_path.glob("lut.json.*"))
+    # the prediction is the table's for the architecture file the search wrote (precision
+    # is tested in test_search: a tiny space timed in a few calls is too rough for it here)
+    space = load_space(config["space"])
+    arch, _ = load_architecture(run / "search" / "arch.json", space)
+    table = load_table(config["lut"], space)
+    assert summary["predicted_ms"] == pytest.approx(table.predict(space, arch))
+    assert summary["measured_ms"] > 0 and summary["params"] > 0 and summary["flops"] > 0
+    assert summary["test_images"] == 20 and 0 <= summary["top1"] <= summary["top5"] <= 1
+    assert list(summary["step_seconds"]) == [
+        "latency table",
+        "search",
+        "retrain",
+        "evaluate",
+        "profile",
+    ]
+    assert summary["total_seconds"] == pytest.approx(sum(summary["step_seconds"].values()))
+    assert summary["retrain_epochs"] == 2
+    for path in ("search/arch.json", "train/best.pt", "train/metrics.jsonl", "pipeline.json"):
+        assert (run / path).is_file()
+
+    # run again with the same settings: every step is reused and the summary printed again
+    flags = [
+        "--space", config["space"], "--lut", config["lut"], "--target-fraction", "0.5",
+        "--data", config["data"], "--calibrate-archs", "3", "--out", run,
+        "--search-epochs", "2", "--search-warmup-epochs", "1", "--search-batch-size", "8",
+        "--train-batch-size", "8",
+    ]  # fmt: skip
+    r = cli("pipeline", *flags, "--train-epochs", "2")
+    assert r.code == 0, r.err
+    assert r.err.count("done in an earlier run") == 5
+    assert "test top-1" in r.out and "time: total" in r.out
+    # other settings in the same run directory are refused, not mixed in
+    r = cli("pipeline", *flags, "--train-epochs", "3")
+    assert_user_error(r, "other settings")
+
+
+def test_killed_pipeline_resumes_at_the_interrupted_step(setup, monkeypatch):
+    tmp_path, config = setup
+    original = Trainer._train_epoch
+
+    def dies_in_second_epoch(self, loader):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, loader)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lambda _: None)
+    record = json.loads((tmp_path / "run" / "pipeline.json").read_text())
+    assert list(record["steps"]) == ["latency table", "search"]
+
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    import tfnas.search.searcher as searcher
+
+    def no_second_search(*args, **kwargs):
+        raise AssertionError("the finished search ran again")
+
+    monkeypatch.setattr(searcher, "search", no_second_search)
+    lines: list[str] = []
+    summary = run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lines.append)
+    assert "[search] done in an earlier run" in " ".join(lines)
+    rows = (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [0, 1]
+    assert summary["retrain_epochs"] == 2
+
+
+def test_pipeline_cli_reports_and_refuses_bad_input(setup, cli):
+    tmp_path, config = setup
+    common = ["--space", config["space"], "--data", config["data"], "--out", tmp_path / "r"]
+    r = cli("pipeline", *common, "--lut", config["lut"], "--target-fraction", "1.5")
+    assert_user_error(r, "--target-fraction")
+    r = cli(
+        "pipeline", *common, "--lut", config["lut"], "--target-ms", "1", "--calibrate-archs", "2"
+    )
+    assert_user_error(r, "--calibrate-archs")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    r = cli("pipeline", *common, "--lut", bad, "--target-ms", "1")
+    assert_user_error(r, "bad.json")
+    assert not (tmp_path / "r" / "summary.json").exists()
+    quick = ["--search-epochs", "2", "--search-batch-size", "8", "--train-epochs", "1"]
+    quick += ["--calibrate-archs", "3"]
+    r = cli("pipeline", *common, "--lut", config["lut"], "--target-fraction", "0.5", *quick)
+    r2 = cli("pipeline", *common[:-2], "--out", tmp_path / "r2", "--lut", config["lut"],
+             "--target-ms", "1000")  # fmt: skip
+    assert r.code == 0, r.err  # the table now exists: targets are checked before any step
+    assert_user_error(r2, "outside the feasible latency range")
+    assert not (tmp_path / "r2").exists()
