@@ -697,6 +697,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             limit=args.train_limit,
             batch_size=args.train_batch_size,
             lr=args.train_lr,
+            drop_connect=args.train_drop_connect,
         ),
     )
     if args.threads:
@@ -707,6 +708,17 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     else:
         print(format_summary(summary))
         print(f"summary in {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    report = write_report(args.run_dir, args.out)
+    print(
+        f"wrote {report.html_path} ({len(report.figure_paths)} figures, also as PNG files in "
+        f"{report.html_path.parent / 'report'})"
+    )
     return 0
 
 
@@ -941,6 +953,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
     p.add_argument("--train-batch-size", type=int, metavar="B")
     p.add_argument("--train-lr", type=float, metavar="LR")
+    p.add_argument("--train-drop-connect", type=float, metavar="P")
     p.add_argument("--threads", type=int, help="CPU threads for search and retraining")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument(
@@ -951,6 +964,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pipeline)
+    p = sub.add_parser("report", help="an HTML report (and PNG figures) of a run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a search, training or pipeline run")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
