@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import csv
 import functools
 import json
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,30 @@ def test_pipeline_cli_reports_and_refuses_bad_input(setup, cli):
     assert r.code == 0, r.err  # the table now exists: targets are checked before any step
     assert_user_error(r2, "outside the feasible latency range")
     assert not (tmp_path / "r2").exists()
+
+
+def test_sweep_writes_the_accuracy_latency_curve(setup, cli):
+    tmp_path, config = setup
+    flags = [
+        "--space", config["space"], "--lut", config["lut"], "--data", config["data"],
+        "--calibrate-archs", "3", "--search-epochs", "2", "--search-warmup-epochs", "1",
+        "--search-batch-size", "8", "--train-epochs", "1", "--train-batch-size", "8",
+    ]  # fmt: skip
+    r = cli("sweep", *flags, "--target-fractions", "0.2,0.8", "--out", tmp_path / "sweep")
+    assert r.code == 0, r.err
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
+    assert [row["target"] for row in rows] == ["0.2 of range", "0.8 of range"]
+    assert float(rows[0]["target_ms"]) < float(rows[1]["target_ms"])
+    for row in rows:
+        assert float(row["measured_ms"]) > 0 and 0 <= float(row["top1"]) <= 1
+        assert (tmp_path / "sweep" / Path(row["run_dir"]).name / "summary.json").is_file()
+    assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "measured ms" in r.out
+    assert_user_error(
+        cli("sweep", *flags, "--targets", "1,x", "--out", tmp_path / "s2"), "--targets"
+    )
+    assert_user_error(
+        cli("sweep", *flags, "--target-fractions", "0.5,2", "--out", tmp_path / "s3"),
+        "--target-fraction",
+    )
+    assert not (tmp_path / "s3").exists()

@@ -668,19 +668,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- the whole chain ----------------------------------------------------------------------------
 
 
-def cmd_pipeline(args: argparse.Namespace) -> int:
+def _pipeline_config(args: argparse.Namespace, **target: float | None):
+    """The pipeline settings of ``tfnas pipeline`` and ``tfnas sweep`` (``target``: the
+    target_ms / target_fraction fields, when the command has them)."""
     import torch
 
-    from .pipeline import PipelineConfig, format_summary, run_pipeline
+    from .pipeline import PipelineConfig
 
     def given(**settings: Any) -> dict[str, Any]:
         return {k: v for k, v in settings.items() if v is not None}
 
-    config = PipelineConfig(
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return PipelineConfig(
         space=args.space,
         lut=args.lut,
-        target_ms=args.target_ms,
-        target_fraction=args.target_fraction,
         data=args.data,
         data_root=args.data_root,
         seed=args.seed,
@@ -699,15 +701,52 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             lr=args.train_lr,
             drop_connect=args.train_drop_connect,
         ),
+        **target,
     )
-    if args.threads:
-        torch.set_num_threads(args.threads)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import format_summary, run_pipeline
+
+    config = _pipeline_config(args, target_ms=args.target_ms, target_fraction=args.target_fraction)
     summary = run_pipeline(config, args.out)
     if args.json:
         _print_json(summary)
     else:
         print(format_summary(summary))
         print(f"summary in {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_targets, run_sweep
+
+    targets = parse_targets(args.targets, "--targets") if args.targets else None
+    fractions = (
+        parse_targets(args.target_fractions, "--target-fractions")
+        if args.target_fractions
+        else None
+    )
+    config = _pipeline_config(args, target_ms=1.0)  # each target replaces it
+    rows = run_sweep(
+        config,
+        args.out,
+        targets,
+        fractions,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    table = [
+        (
+            r["target"],
+            f"{r['measured_ms']:.3f}",
+            f"{r['measured_vs_target_pct']:+.1f}%",
+            f"{r['top1']:.2%}",
+            _millions(r["params"]),
+        )
+        for r in rows
+    ]
+    print(_table(table, ("target", "measured ms", "vs target", "top-1", "params")))
+    print(f"curve in {Path(args.out) / 'sweep.png'}, rows in {Path(args.out) / 'sweep.csv'}")
     return 0
 
 
@@ -923,17 +962,40 @@ def build_parser() -> argparse.ArgumentParser:
         "pipeline",
         help="the whole chain: latency table -> search -> retrain -> evaluate -> profile",
     )
+    _pipeline_args(p)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-ms", type=float, metavar="T")
+    target.add_argument(
+        "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser(
+        "sweep", help="a pipeline per latency target, and the accuracy-latency curve"
+    )
+    _pipeline_args(p)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--targets", metavar="T1,T2,...", help="latency targets in ms")
+    target.add_argument(
+        "--target-fractions", metavar="F1,F2,...", help="targets as fractions of the range"
+    )
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("report", help="an HTML report (and PNG figures) of a run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a search, training or pipeline run")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR)")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The settings ``tfnas pipeline`` and ``tfnas sweep`` share."""
     p.add_argument("--space", required=True, metavar="NAME|FILE")
     p.add_argument(
         "--lut",
         required=True,
         metavar="LUT.json",
         help="latency table: reused when it exists, else built (and calibrated) on this CPU",
-    )
-    target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-ms", type=float, metavar="T")
-    target.add_argument(
-        "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
     )
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
@@ -962,13 +1024,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="run directory; run again with the same settings to resume",
     )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_pipeline)
-    p = sub.add_parser("report", help="an HTML report (and PNG figures) of a run directory")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a search, training or pipeline run")
-    p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR)")
-    p.set_defaults(func=cmd_report)
-    return parser
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
