@@ -165,3 +165,27 @@ def test_sweep_writes_the_accuracy_latency_curve(setup, cli):
         "--target-fraction",
     )
     assert not (tmp_path / "s3").exists()
+
+
+def test_pipeline_with_a_given_architecture_skips_the_search(setup, cli):
+    tmp_path, config = setup
+    space = load_space(config["space"])
+    from tfnas.arch import random_architecture
+
+    random_architecture(space, 5).save(tmp_path / "given.json")
+    flags = [
+        "--space", config["space"], "--lut", config["lut"], "--data", config["data"],
+        "--calibrate-archs", "3", "--train-epochs", "1", "--train-batch-size", "8",
+    ]  # fmt: skip
+    r = cli(
+        "pipeline", *flags, "--arch", tmp_path / "given.json", "--out", tmp_path / "r", "--json"
+    )
+    assert r.code == 0, r.err
+    summary = r.json()
+    assert summary["architecture"] == random_architecture(space, 5).describe()
+    assert summary["target_ms"] == summary["predicted_ms"]
+    assert not (tmp_path / "r" / "search" / "metrics.jsonl").exists()
+    r = cli("pipeline", *flags, "--arch", tmp_path / "nope.json", "--out", tmp_path / "r2")
+    assert_user_error(r, "nope.json")
+    r = cli("pipeline", *flags, "--out", tmp_path / "r3")
+    assert_user_error(r, "--target-ms or --target-fraction")

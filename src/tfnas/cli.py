@@ -668,7 +668,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- the whole chain ----------------------------------------------------------------------------
 
 
-def _pipeline_config(args: argparse.Namespace, **target: float | None):
+def _pipeline_config(args: argparse.Namespace, **target: Any):
     """The pipeline settings of ``tfnas pipeline`` and ``tfnas sweep`` (``target``: the
     target_ms / target_fraction fields, when the command has them)."""
     import torch
@@ -708,7 +708,9 @@ def _pipeline_config(args: argparse.Namespace, **target: float | None):
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from .pipeline import format_summary, run_pipeline
 
-    config = _pipeline_config(args, target_ms=args.target_ms, target_fraction=args.target_fraction)
+    config = _pipeline_config(
+        args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
+    )
     summary = run_pipeline(config, args.out)
     if args.json:
         _print_json(summary)
@@ -963,10 +965,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole chain: latency table -> search -> retrain -> evaluate -> profile",
     )
     _pipeline_args(p)
-    target = p.add_mutually_exclusive_group(required=True)
+    target = p.add_mutually_exclusive_group()
     target.add_argument("--target-ms", type=float, metavar="T")
     target.add_argument(
         "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
+    )
+    target.add_argument(
+        "--arch",
+        metavar="ARCH.json",
+        help="retrain, evaluate and profile this architecture instead of searching one",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pipeline)

@@ -49,9 +49,12 @@ class PipelineConfig:
     calibrate_archs: int = 30  # whole networks measured to calibrate a new table; 0: none
     search: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    arch: str | None = None  # an architecture file to use instead of searching one
 
     def validate(self) -> None:
-        if (self.target_ms is None) == (self.target_fraction is None):
+        if self.target_ms is not None and self.target_fraction is not None:
+            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
+        if self.arch is None and self.target_ms is None and self.target_fraction is None:
             raise TfnasError("give the latency target as --target-ms or --target-fraction.")
         if self.target_fraction is not None and not 0 <= self.target_fraction <= 1:
             raise TfnasError(f"--target-fraction must lie in [0, 1], got {self.target_fraction}.")
@@ -173,7 +176,11 @@ class Pipeline:
         from .search.searcher import check_target
 
         c = self.config
-        if Path(c.lut).exists() and "search" not in self.steps:
+        if c.arch is not None:
+            from .arch import load_architecture
+
+            load_architecture(c.arch, space)
+        elif Path(c.lut).exists() and "search" not in self.steps:
             table = load_table(c.lut, space)
             check_target(space, table, self._target_ms(space, table))
         open_dataset(
@@ -184,11 +191,11 @@ class Pipeline:
             root=c.data_root,
         )
 
-    def _target_ms(self, space, table) -> float:
+    def _target_ms(self, space, table) -> float | None:
         from .latency.table import latency_range
 
         c = self.config
-        if c.target_ms is not None:
+        if c.target_ms is not None or c.target_fraction is None:
             return c.target_ms
         r = latency_range(space, table)
         return round(r.fastest_ms + c.target_fraction * (r.slowest_ms - r.fastest_ms), 4)
@@ -238,7 +245,21 @@ class Pipeline:
         from .search.searcher import SearchConfig, search
 
         c = self.config
-        target = self._target_ms(space, load_table(c.lut, space))
+        table = load_table(c.lut, space)
+        target = self._target_ms(space, table)
+        if c.arch is not None:  # given, not searched: the step only files it with the run
+            from .arch import load_architecture
+
+            arch, _ = load_architecture(c.arch, space)
+            arch.save(self.run_dir / "search" / "arch.json")
+            predicted = table.predict(space, arch)
+            return {
+                "target_ms": target if target is not None else predicted,
+                "predicted_ms": predicted,
+                "architecture": arch.describe(),
+                "epochs": 0,
+                "given": c.arch,
+            }
         config = SearchConfig(
             space=c.space,
             lut=c.lut,
