@@ -357,3 +357,18 @@ def test_bad_and_mismatched_tables(tiny, tiny_file, small, tmp_path, cli):
     uniform_architecture(small, OpSpec(3, 3, False)).save(arch)
     assert_user_error(cli("profile", arch, "--lut", good, "--space", tiny_file), "tiny")
     assert table.meta["measurements"] == len(plan(tiny, 4))
+
+
+def test_timing_sets_its_threads_only_while_it_times():
+    """A table built, or a network profiled, in the same process as a search or a training
+    run must not leave that run with the meter's single thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        meter = LatencyMeter("cpu", threads=1, batch_size=1, policy=FAST)
+        meter.window(lambda: seen.append(torch.get_num_threads()))
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -18,7 +18,8 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,20 @@ def check_device(device: str) -> None:
             ) from None
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Torch's intra-op thread count set for the timing only, and restored after it, so that
+    training or search in the same process keeps its own."""
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def _time_calls(
     call: Callable[[], object], policy: TimingPolicy, clock: Callable[[Callable[[], object]], float]
 ) -> list[float]:
@@ -133,8 +148,6 @@ class LatencyMeter:
         self.threads = threads
         self.batch_size = batch_size
         self.policy = policy or TimingPolicy()
-        if device in ("cpu", "ort-cpu"):
-            torch.set_num_threads(threads)
 
     def runner(self, module: nn.Module, input_shape: tuple[int, ...]) -> Callable[[], object]:
         """A zero-argument call running ``module`` on a batch of ``input_shape`` (no batch
@@ -156,7 +169,10 @@ class LatencyMeter:
     def window(self, call: Callable[[], object]) -> list[float]:
         """One timing window: warm-up, then per-call latencies in ms."""
         clock = _cuda_clock if self.device == "cuda" else _cpu_clock
-        return _time_calls(call, self.policy, clock)
+        if self.device != "cpu":
+            return _time_calls(call, self.policy, clock)
+        with torch_threads(self.threads):
+            return _time_calls(call, self.policy, clock)
 
     def window_statistic(self, call: Callable[[], object]) -> float:
         return summarise(self.window(call), self.policy.statistic)
