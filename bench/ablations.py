@@ -61,6 +61,33 @@ def search_facts(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def budget_config(args: argparse.Namespace, seed: int, **settings: Any) -> PipelineConfig:
+    """The pipeline every ablation and baseline shares: the same table, data, seed and
+    retraining budget (a short schedule: higher learning rate, no drop-connect)."""
+    return PipelineConfig(
+        space=args.space,
+        lut=args.lut,
+        data=args.data,
+        seed=seed,
+        calibrate_archs=0,
+        train={
+            "epochs": args.train_epochs,
+            "limit": args.train_images,
+            "lr": 0.1,
+            "drop_connect": 0.0,
+        },  # fmt: skip
+        **settings,
+    )
+
+
+def searched_config(args: argparse.Namespace, variant: str, seed: int) -> PipelineConfig:
+    """A search with one freedom changed (``variant``), at ``args.fraction`` of the range."""
+    search = {"epochs": args.search_epochs, "warmup_epochs": 1, "limit": args.search_images}
+    return budget_config(
+        args, seed, target_fraction=args.fraction, search={**search, **VARIANTS[variant]}
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lut", required=True)
@@ -86,26 +113,7 @@ def main() -> None:
         for seed in seeds:
             run_dir = Path(args.out) / f"{name}-seed{seed}"
             print(f"== {name}, seed {seed}: {run_dir}", file=sys.stderr, flush=True)
-            config = PipelineConfig(
-                space=args.space,
-                lut=args.lut,
-                target_fraction=args.fraction,
-                data=args.data,
-                seed=seed,
-                calibrate_archs=0,
-                search={
-                    "epochs": args.search_epochs,
-                    "warmup_epochs": 1,
-                    "limit": args.search_images,
-                    **VARIANTS[name],
-                },
-                train={
-                    "epochs": args.train_epochs,
-                    "limit": args.train_images,
-                    "lr": 0.1,
-                    "drop_connect": 0.0,
-                },
-            )
+            config = searched_config(args, name, seed)
             summary = run_pipeline(config, run_dir, log=lambda _: None)
             runs.append({"seed": seed, **_summary_facts(summary), **search_facts(run_dir)})
             _save_partial(args.out, result, name, runs)

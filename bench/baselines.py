@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ablations import VARIANTS, spread
+from ablations import budget_config, searched_config, spread
 
 from tfnas.arch import random_architecture, uniform_architecture
 from tfnas.block import OpSpec
@@ -58,22 +58,8 @@ def main() -> None:
     target = round(r.fastest_ms + args.fraction * (r.slowest_ms - r.fastest_ms), 4)
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    def pipeline(run_dir: Path, seed: int, **settings: Any) -> dict[str, Any]:
+    def pipeline(run_dir: Path, config: PipelineConfig) -> dict[str, Any]:
         print(f"== {run_dir}", file=sys.stderr, flush=True)
-        config = PipelineConfig(
-            space=args.space,
-            lut=args.lut,
-            data=args.data,
-            seed=seed,
-            calibrate_archs=0,
-            train={
-                "epochs": args.train_epochs,
-                "limit": args.train_images,
-                "lr": 0.1,
-                "drop_connect": 0.0,
-            },
-            **settings,
-        )
         s = run_pipeline(config, run_dir, log=lambda _: None)
         keys = ("predicted_ms", "measured_ms", "measured_vs_target_pct", "top1", "params")
         return {"run_dir": str(run_dir), "architecture": s["architecture"]} | {
@@ -81,21 +67,13 @@ def main() -> None:
         }
 
     def searched(variant: str, seed: int) -> dict[str, Any]:
-        search = {
-            "epochs": args.search_epochs,
-            "warmup_epochs": 1,
-            "limit": args.search_images,
-            **VARIANTS[variant],
-        }
-        return pipeline(
-            out / f"{variant}-seed{seed}", seed, target_fraction=args.fraction, search=search
-        )
+        return pipeline(out / f"{variant}-seed{seed}", searched_config(args, variant, seed))
 
     def scaled(name: str, arch, seed: int) -> dict[str, Any]:
         arch = elastic_scale(space, arch, table, target).arch
         path = out / "archs" / f"{name}.json"
         arch.save(path)
-        return pipeline(out / name, seed, arch=str(path))
+        return pipeline(out / name, budget_config(args, seed, arch=str(path)))
 
     methods: dict[str, list[dict[str, Any]]] = {
         "tfnas": [],

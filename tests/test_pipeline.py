@@ -12,11 +12,11 @@ from tfnas.arch import load_architecture
 from tfnas.latency.table import load_table
 from tfnas.pipeline import PipelineConfig, run_pipeline
 from tfnas.space import load_space
-from tfnas.train import Trainer
 
 from .conftest import assert_user_error
 from .test_data import write_idx_dataset
 from .test_latency import FAST, TINY_SPACE
+from .test_train import kill_training_in_second_epoch
 
 
 @pytest.fixture
@@ -88,20 +88,13 @@ def test_pipeline_builds_searches_retrains_evaluates_and_profiles(setup, cli):
 
 def test_killed_pipeline_resumes_at_the_interrupted_step(setup, monkeypatch):
     tmp_path, config = setup
-    original = Trainer._train_epoch
-
-    def dies_in_second_epoch(self, loader):
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, loader)
-
-    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_second_epoch)
+    revive = kill_training_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lambda _: None)
     record = json.loads((tmp_path / "run" / "pipeline.json").read_text())
     assert list(record["steps"]) == ["latency table", "search"]
 
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    revive()
     import tfnas.search.searcher as searcher
 
     def no_second_search(*args, **kwargs):

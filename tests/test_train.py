@@ -65,9 +65,9 @@ def test_learning_rate_warms_up_then_decays(setup):
     assert TrainConfig(arch="a", batch_size=128).resolved_lr() == pytest.approx(0.05)
 
 
-def test_resume_after_a_kill_ends_with_the_same_weights(setup, monkeypatch):
-    tmp_path, _, _, config = setup
-    train(TrainConfig(**config), tmp_path / "full", progress=False)
+def kill_training_in_second_epoch(monkeypatch):
+    """Make the next training runs die (as if killed) when their second epoch starts;
+    returns the call that makes them live again."""
     original = Trainer._train_epoch
 
     def dies_in_second_epoch(self, loader):
@@ -76,9 +76,16 @@ def test_resume_after_a_kill_ends_with_the_same_weights(setup, monkeypatch):
         return original(self, loader)
 
     monkeypatch.setattr(Trainer, "_train_epoch", dies_in_second_epoch)
+    return lambda: monkeypatch.setattr(Trainer, "_train_epoch", original)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(setup, monkeypatch):
+    tmp_path, _, _, config = setup
+    train(TrainConfig(**config), tmp_path / "full", progress=False)
+    revive = kill_training_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**config), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    revive()
     train(TrainConfig(**config), tmp_path / "killed", resume=True, progress=False)
     full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
     resumed = torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["model"]
