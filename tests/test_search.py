@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
 from tfnas.arch import Architecture, BlockChoice, uniform_architecture
 from tfnas.block import OpSpec
+from tfnas.distributed import text_digest
 from tfnas.latency.build import build_table
 from tfnas.latency.official import import_tfnas_table
 from tfnas.latency.table import latency_range
@@ -309,6 +311,10 @@ def test_torchrun_search_two_processes_agree(tiny_search_setup):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     arch = json.loads((tmp_path / "ddp" / "arch.json").read_text())
+    # both processes ended with the same architecture, the one written
+    digests = dict(re.findall(r"process (\d) of 2: architecture sha256 (\w+)", result.stderr))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], result.stderr[-2000:]
+    assert text_digest(json.dumps(arch, sort_keys=True)) == digests["0"]
     assert arch["info"]["predicted_ms"] <= config["target_ms"]
     rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -89,6 +90,41 @@ def same_everywhere(text: str, device: torch.device) -> bool:
     values = torch.tensor([digest, -digest], dtype=torch.int64, device=device)
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return int(values[0]) == digest and int(-values[1]) == digest
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's state (names, parameters and buffers), to compare processes."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every process the first process's buffers (BatchNorm statistics: under DDP each
+    process updates its own in its last forward pass)."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_agreement(what: str, digest: str, context: DistContext, device: torch.device) -> None:
+    """Every process states its ``digest`` of ``what`` (one stderr line each) and all must
+    agree; a world of one says nothing."""
+    if not context.active:
+        return
+    print(
+        f"process {context.rank} of {context.world_size}: {what} sha256 {digest}",
+        file=sys.stderr,
+        flush=True,
+    )
+    if not same_everywhere(digest, device):
+        raise RuntimeError(f"the processes ended with different {what}; they must agree")
 
 
 def barrier() -> None:

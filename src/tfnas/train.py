@@ -26,7 +26,15 @@ from torch.utils.data import DataLoader, Subset
 
 from .arch import architecture_from_dict, load_architecture
 from .data import ImageData, open_dataset
-from .distributed import all_sum, barrier, process_device, shutdown
+from .distributed import (
+    all_sum,
+    barrier,
+    broadcast_buffers,
+    check_agreement,
+    process_device,
+    shutdown,
+    state_digest,
+)
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .nn.network import Network
@@ -323,6 +331,9 @@ class Trainer:
             barrier()
         if writer is not None:
             writer.close()
+        if self.dist.active:  # DDP keeps the parameters in step; show that they ended so
+            broadcast_buffers(self.net)
+            check_agreement("weights", state_digest(self.net), self.dist, self.device)
         return {
             "best_top1": self.best_top1,
             "epochs": self.epoch,

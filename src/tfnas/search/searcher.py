@@ -29,9 +29,11 @@ from ..distributed import (
     all_reduce_mean,
     all_sum,
     barrier,
+    check_agreement,
     process_device,
     same_everywhere,
     shutdown,
+    text_digest,
 )
 from ..errors import TfnasError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -596,6 +598,8 @@ class Searcher:
                 },
             },
         )
+        arch_text = json.dumps(arch.to_dict(), sort_keys=True)
+        check_agreement("architecture", text_digest(arch_text), self.dist, self.device)
         if self.dist.is_main:
             arch.save(self.run_dir / "arch.json")
         return SearchResult(arch, predicted, self.run_dir, self.history, self.dist.is_main)
