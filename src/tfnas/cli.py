@@ -462,7 +462,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     classes = args.classes or (table.meta.get("classes") if table else None)
     in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
     net = Network(space, arch, classes, in_channels)
-    measured, windows = meter.measure_spread(net, net.input_shape(1)[1:], args.rounds)
+    measured, windows = meter.measure_spread(net, net.input_shape(1)[1:], args.rounds, args.gap)
     samples = [ms for w in windows for ms in w]
     cost = network_cost(net)
     out = {
@@ -870,9 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH.json")
     _timing_args(p)
     p.add_argument("--lut", metavar="LUT.json", help="also predict with this table")
-    p.add_argument(
-        "--rounds", type=int, default=15, help="timing windows, 0.1 s apart (default 15)"
-    )
+    p.add_argument("--rounds", type=int, default=20, help="timing windows (default 20)")
+    p.add_argument("--gap", type=float, default=0.5, help="seconds between windows (default 0.5)")
     p.add_argument(
         "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
     )

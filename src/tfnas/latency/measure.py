@@ -191,8 +191,8 @@ class LatencyMeter:
         self,
         module: nn.Module,
         input_shape: tuple[int, ...],
-        rounds: int = 15,
-        gap_seconds: float = 0.1,
+        rounds: int = 20,
+        gap_seconds: float = 0.5,
     ) -> tuple[float, list[list[float]]]:
         """One module's latency: the best per-window statistic of ``rounds`` windows spaced
         ``gap_seconds`` apart, and the windows' per-call times.
