@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--no-epoch", action="store_true")
+    parser.add_argument(
+        "--no-channels-last", action="store_true", help="NCHW activations (the old layout)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,6 +54,7 @@ def main() -> None:
         epochs=2,
         warmup_epochs=1,
         batch_size=args.batch_size,
+        channels_last=not args.no_channels_last,
     )
     with tempfile.TemporaryDirectory() as run_dir:
         searcher = Searcher(config, run_dir, progress=False)
@@ -58,6 +62,8 @@ def main() -> None:
         net.train()
         images, labels = next(iter(searcher._loader(searcher.weights, 0)))
         arch_images, arch_labels = next(iter(searcher._loader(searcher.arch_data, 1)))
+        images = searcher._on_device(images)
+        arch_images = searcher._on_device(arch_images)
 
         def weight_step() -> None:
             alphas = [[net.alpha(s, b) for b in range(len(st))] for s, st in enumerate(net.stages)]
@@ -95,6 +101,7 @@ def main() -> None:
         result = {
             "space": space.name,
             "batch_size": args.batch_size,
+            "channels_last": not args.no_channels_last,
             "threads": torch.get_num_threads(),
             "weight_step": {
                 "median_seconds": weight_s,
