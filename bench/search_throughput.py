@@ -2,19 +2,20 @@
 and the time of one search epoch.
 
 Usage: python bench/search_throughput.py --lut LUT.json [--images 10000] [--batch-size 64]
-       [--steps 10] [--threads N] [--no-epoch]
+       [--steps 10] [--threads N] [--no-epoch] [--no-channels-last]
 
 Times ``steps`` bi-sampling weight steps (two paths, one backward, one SGD step) and
 ``steps`` architecture steps (soft mixture over all ops, latency loss, Adam step) of the real
 search code, quoting medians, then one whole search epoch (weight steps on 80% of
 ``images``, an architecture step every 2nd weight step, elasticity-scaling) unless
-``--no-epoch``. Prints JSON.
+``--no-epoch``, and the peak resident memory. Prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -121,6 +122,8 @@ def main() -> None:
                 "train_seconds": row["seconds"],
                 "images_per_second": row["images_per_second"],
             }
+    # peak resident memory of this process (Linux reports KiB)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result, indent=2))
 
 
