@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 
@@ -87,6 +88,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "command": "python " + " ".join(sys.argv),
                 "space": space.name,
                 "lut": args.lut,
                 "range_ms": [r.fastest_ms, r.slowest_ms],

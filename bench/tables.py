@@ -1,0 +1,90 @@
+"""Markdown tables for BENCHMARKS.md, made from the benches' JSON in bench/results/ (so the
+figures in the document are the ones the benches printed, not retyped).
+
+Usage: python bench/tables.py [--results bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pm(stat: dict[str, float], scale: float = 1.0, digits: int = 2) -> str:
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
+def precision(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{r['fraction']:g}",
+            r["width"],
+            f"{r['target_ms']:.4f}",
+            f"{r['predicted_ms']:.4f}",
+            f"{r['error_pct']:+.3f}%",
+            f"{r['measured_ms']:.3f}",
+            f"{r['measured_error_pct']:+.1f}%",
+        ]
+        for r in sorted(data["rows"], key=lambda r: (r["width"], r["fraction"]))
+    ]
+    header = ["fraction of range", "width", "target ms", "predicted ms", "predicted vs target",
+              "measured ms", "measured vs target"]  # fmt: skip
+    return table(header, rows)
+
+
+def ablations(data: dict[str, Any]) -> str:
+    rows = []
+    for name, v in data["variants"].items():
+        rows.append(
+            [
+                name,
+                ", ".join(f"{k}={x}" for k, x in v["settings"].items()) or "(default)",
+                len(v["runs"]),
+                pm(v["predicted_vs_target_pct"], digits=3) + "%",
+                pm(v["measured_vs_target_pct"], digits=1) + "%",
+                pm(v["arch_split_acc"], 100, 1) + "%",
+                pm(v["final_op_entropy"], digits=3),
+                pm(v["top1"], 100) + "%",
+                pm(v["search_seconds"], digits=0),
+            ]
+        )
+    header = ["variant", "change", "seeds", "predicted vs target", "measured vs target",
+              "supernet acc (arch split)", "op entropy (nats, max 2.079)", "retrained top-1",
+              "search s"]  # fmt: skip
+    return table(header, rows)
+
+
+def baselines(data: dict[str, Any]) -> str:
+    rows = [
+        [name, len(m["runs"]), pm(m["top1"], 100) + "%", pm(m["measured_ms"], digits=3)]
+        for name, m in data["methods"].items()
+    ]
+    return table(["method", "seeds", "test top-1", "measured ms"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="bench/results")
+    args = parser.parse_args()
+    results = Path(args.results)
+    for name, render in (
+        ("search_precision", precision),
+        ("ablations", ablations),
+        ("baselines", baselines),
+    ):
+        path = results / f"{name}.json"
+        if path.is_file() and path.stat().st_size:
+            data = json.loads(path.read_text())
+            print(f"## {name}\n\ncommand: `{data.get('command', '')}`\n\n{render(data)}\n")
+
+
+if __name__ == "__main__":
+    main()
