@@ -66,7 +66,7 @@ class TrainConfig:
     in_channels: int | None = None
     workers: int = 0
     device: str = "auto"
-    channels_last: bool = True  # NHWC activations: about 1.5x faster on CPU (oneDNN), and on GPU
+    channels_last: bool = True  # NHWC activations: 1.2-1.7x faster training steps on CPU
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
