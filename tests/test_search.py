@@ -312,7 +312,9 @@ def test_torchrun_search_two_processes_agree(tiny_search_setup):
     assert result.returncode == 0, result.stderr[-3000:]
     arch = json.loads((tmp_path / "ddp" / "arch.json").read_text())
     # both processes ended with the same architecture, the one written
-    digests = dict(re.findall(r"process (\d) of 2: architecture sha256 (\w+)", result.stderr))
+    digests = dict(
+        re.findall(r"process (\d) of 2: architecture sha256 ([0-9a-f]{64})", result.stderr)
+    )
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], result.stderr[-2000:]
     assert text_digest(json.dumps(arch, sort_keys=True)) == digests["0"]
     assert arch["info"]["predicted_ms"] <= config["target_ms"]

@@ -118,11 +118,9 @@ def check_agreement(what: str, digest: str, context: DistContext, device: torch.
     agree; a world of one says nothing."""
     if not context.active:
         return
-    print(
-        f"process {context.rank} of {context.world_size}: {what} sha256 {digest}",
-        file=sys.stderr,
-        flush=True,
-    )
+    # one write per line: the processes share stderr, and print() writes the newline apart
+    sys.stderr.write(f"process {context.rank} of {context.world_size}: {what} sha256 {digest}\n")
+    sys.stderr.flush()
     if not same_everywhere(digest, device):
         raise RuntimeError(f"the processes ended with different {what}; they must agree")
 
