@@ -31,6 +31,7 @@ from .latency.table import (
 )
 from .nn.network import Network, build_network
 from .nn.supernet import Supernet
+from .pipeline import PipelineConfig, format_summary, run_pipeline
 from .search.elastic import elastic_scale
 
 # (``run_search``/``run_training``: the names ``search`` and ``train`` stay the subpackage and
@@ -38,14 +39,19 @@ from .search.elastic import elastic_scale
 from .search.searcher import SearchConfig, SearchResult
 from .search.searcher import search as run_search
 from .space import SearchSpace, builtin_space_names, load_space, parse_space
+from .sweep import run_sweep
 from .train import TrainConfig, evaluate, trained_network
 from .train import train as run_training
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PipelineConfig",
     "SearchConfig",
     "SearchResult",
+    "format_summary",
+    "run_pipeline",
+    "run_sweep",
     "Supernet",
     "TrainConfig",
     "elastic_scale",
