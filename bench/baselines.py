@@ -31,7 +31,7 @@ from ablations import budget_config, searched_config, spread
 from tfnas.arch import random_architecture, uniform_architecture
 from tfnas.block import OpSpec
 from tfnas.io import atomic_write_json
-from tfnas.latency.table import latency_range, load_table
+from tfnas.latency.table import load_table, target_at_fraction
 from tfnas.pipeline import PipelineConfig, run_pipeline
 from tfnas.search.elastic import elastic_scale
 from tfnas.space import load_space
@@ -54,8 +54,7 @@ def main() -> None:
     out = Path(args.out)
     space = load_space(args.space)
     table = load_table(args.lut, space)
-    r = latency_range(space, table)
-    target = round(r.fastest_ms + args.fraction * (r.slowest_ms - r.fastest_ms), 4)
+    target = target_at_fraction(space, table, args.fraction)
     seeds = [int(s) for s in args.seeds.split(",")]
 
     def pipeline(run_dir: Path, config: PipelineConfig) -> dict[str, Any]:

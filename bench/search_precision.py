@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from tfnas.latency.build import table_meter
-from tfnas.latency.table import latency_range, load_table
+from tfnas.latency.table import latency_range, load_table, target_at_fraction
 from tfnas.nn.network import Network
 from tfnas.search.searcher import SearchConfig, search
 from tfnas.space import load_space
@@ -41,7 +41,7 @@ def main() -> None:
     meter = table_meter(table)
     rows = []
     for fraction in (float(f) for f in args.fractions.split(",")):
-        target = r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms)
+        target = target_at_fraction(space, table, fraction)
         for width in ("elastic", "fixed"):
             config = SearchConfig(
                 space=args.space,

@@ -500,14 +500,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
-    """The latency at ``fraction`` of the way from the fastest to the slowest architecture."""
-    from .latency.table import latency_range
+    from .latency.table import target_at_fraction
 
-    if not 0 <= fraction <= 1:
-        raise TfnasError(f"--target-fraction must lie in [0, 1], got {fraction}.")
     table, loaded = _table_and_space(lut, space)
-    r = latency_range(loaded, table)
-    return round(r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms), 4)
+    return target_at_fraction(loaded, table, fraction)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -615,25 +611,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
+    from .train import evaluate_weights
 
-    from .data import open_dataset
-    from .distributed import resolve_device
-    from .train import evaluate, make_loader, trained_network
-
-    net, space = trained_network(args.arch, args.weights, args.space)
-    channels = net.in_channels
-    data = open_dataset(
-        args.data, "test", image_size=space.input_size, channels=channels, root=args.data_root
+    result = evaluate_weights(
+        args.arch,
+        args.weights,
+        args.data,
+        space=args.space,
+        data_root=args.data_root,
+        device=args.device,
+        batch_size=args.batch_size,
     )
-    if data.num_classes > net.num_classes:
-        raise TfnasError(
-            f"{args.data} has {data.num_classes} classes but the network predicts "
-            f"{net.num_classes}."
-        )
-    device = resolve_device(args.device)
-    with torch.inference_mode():
-        result = evaluate(net.to(device), make_loader(data, args.batch_size, False, 0, 0), device)
     if args.json:
         _print_json(
             {"architecture": args.arch, "weights": args.weights, "data": args.data, **result}

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .errors import TfnasError
 from .io import atomic_write_json, read_json
 from .latency.measure import LatencyMeter
@@ -193,13 +191,12 @@ class Pipeline:
         )
 
     def _target_ms(self, space, table) -> float | None:
-        from .latency.table import latency_range
+        from .latency.table import target_at_fraction
 
         c = self.config
         if c.target_ms is not None or c.target_fraction is None:
             return c.target_ms
-        r = latency_range(space, table)
-        return round(r.fastest_ms + c.target_fraction * (r.slowest_ms - r.fastest_ms), 4)
+        return target_at_fraction(space, table, c.target_fraction)
 
     def _latency_table(self, space) -> dict[str, Any]:
         from .latency.build import build_table
@@ -301,24 +298,17 @@ class Pipeline:
         }
 
     def _evaluate(self) -> dict[str, Any]:
-        from .data import open_dataset
-        from .distributed import resolve_device
-        from .train import evaluate, make_loader, trained_network
+        from .train import evaluate_weights
 
         c = self.config
-        net, space = trained_network(
-            self.run_dir / "search" / "arch.json", self.run_dir / "train" / "best.pt", c.space
-        )
-        data = open_dataset(
+        return evaluate_weights(
+            self.run_dir / "search" / "arch.json",
+            self.run_dir / "train" / "best.pt",
             c.data,
-            "test",
-            image_size=space.input_size,
-            channels=net.in_channels,
-            root=c.data_root,
+            space=c.space,
+            data_root=c.data_root,
+            device=c.device,
         )
-        device = resolve_device(c.device)
-        with torch.inference_mode():
-            return evaluate(net.to(device), make_loader(data, 256, False, 0, 0), device)
 
     def _profile(self, space) -> dict[str, Any]:
         """Time the searched network in a fresh process, as the table's blocks were timed:

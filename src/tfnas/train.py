@@ -432,3 +432,29 @@ def trained_network(
         first = str(exc).splitlines()[0]
         raise TfnasError(f"{path}: does not fit {arch_path} ({first}).") from None
     return net.eval(), space
+
+
+def evaluate_weights(
+    arch_path: str | Path,
+    weights_path: str | Path,
+    data: str,
+    *,
+    space: SearchSpace | str | None = None,
+    data_root: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Top-1, top-5 and loss of trained weights on the test split of ``data``."""
+    from .distributed import resolve_device
+
+    net, space = trained_network(arch_path, weights_path, space)
+    test = open_dataset(
+        data, "test", image_size=space.input_size, channels=net.in_channels, root=data_root
+    )
+    if test.num_classes > net.num_classes:
+        raise TfnasError(
+            f"{data} has {test.num_classes} classes but the network predicts {net.num_classes}."
+        )
+    target = resolve_device(device)
+    with torch.inference_mode():
+        return evaluate(net.to(target), make_loader(test, batch_size, False, 0, 0), target)
