@@ -21,11 +21,11 @@ import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
 from tfnas.latency.table import latency_range, load_table
 from tfnas.search.sampling import sample_paths
 from tfnas.search.searcher import SearchConfig, Searcher
+from tfnas.search.steps import arch_step, weight_step
 from tfnas.space import load_space
 
 
@@ -61,32 +61,27 @@ def main() -> None:
         searcher = Searcher(config, run_dir, progress=False)
         net = searcher.net
         net.train()
-        images, labels = next(iter(searcher._loader(searcher.weights, 0)))
-        arch_images, arch_labels = next(iter(searcher._loader(searcher.arch_data, 1)))
+        images, labels = next(iter(searcher.weight_batches.epoch(0)))
+        arch_images, arch_labels = next(iter(searcher.arch_batches.epoch(1)))
         images = searcher._on_device(images)
         arch_images = searcher._on_device(arch_images)
+        alphas = [[net.alpha(s, b) for b in range(len(st))] for s, st in enumerate(net.stages)]
 
-        def weight_step() -> None:
-            alphas = [[net.alpha(s, b) for b in range(len(st))] for s, st in enumerate(net.stages)]
+        def one_weight_step() -> None:
             paths = sample_paths(alphas, "gumbel-random", searcher.sampler)
-            searcher.weight_opt.zero_grad(set_to_none=True)
-            loss = sum(F.cross_entropy(net(images, path=p), labels) for p in paths)
-            loss.backward()
-            searcher.weight_opt.step()
+            weight_step(net, searcher.weight_opt, images, labels, paths)
 
-        def arch_step() -> None:
-            sums = {
-                k: 0
-                for k in (
-                    "arch_loss",
-                    "arch_ce",
-                    "latency_loss",
-                    "arch_correct",
-                    "arch_seen",
-                    "arch_steps",
-                )
-            }
-            searcher._arch_step(arch_images, arch_labels, sums)
+        def one_arch_step() -> None:
+            arch_step(
+                net,
+                searcher.arch_opt,
+                arch_images,
+                arch_labels,
+                searcher.table,
+                searcher.penalty,
+                searcher.tau,
+                searcher.sampler,
+            )
 
         def timed(fn) -> list[float]:
             fn()  # warm-up
@@ -97,8 +92,8 @@ def main() -> None:
                 out.append(time.perf_counter() - t0)
             return out
 
-        weight_s = statistics.median(timed(weight_step))
-        arch_s = statistics.median(timed(arch_step))
+        weight_s = statistics.median(timed(one_weight_step))
+        arch_s = statistics.median(timed(one_arch_step))
         result = {
             "space": space.name,
             "batch_size": args.batch_size,

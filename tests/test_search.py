@@ -66,10 +66,11 @@ def test_bi_sampling_paths_differ_in_every_block(small):
     assert best == [[int(a.argmax()) for a in stage] for stage in alphas]
 
 
+@pytest.mark.parametrize("op_weights", ["separate", "shared"])
 @pytest.mark.parametrize("training", [False, True])
-def test_supernet_path_equals_standalone_network(small, training):
+def test_supernet_path_equals_standalone_network(small, training, op_weights):
     torch.manual_seed(0)
-    net = Supernet(small)
+    net = Supernet(small, op_weights=op_weights)
     generator = torch.Generator().manual_seed(1)
     # random widths, random path, random depths
     for stage in net.stages:

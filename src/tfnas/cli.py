@@ -15,6 +15,9 @@ from typing import Any
 
 from . import __version__
 from .errors import TfnasError
+from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
+from .search.sampling import SAMPLINGS
+from .search.searcher import WIDTH_MODES, SearchConfig
 
 log = logging.getLogger("tfnas")
 
@@ -509,7 +512,7 @@ def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
-    from .search.searcher import SearchConfig, search
+    from .search.searcher import search
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -548,7 +551,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             seed=args.seed,
             batch_size=args.batch_size,
             limit=args.limit,
+            weight_lr=args.weight_lr,
+            arch_lr=args.arch_lr,
+            arch_weight_decay=args.arch_weight_decay,
+            arch_every=args.arch_every,
             sampling=args.sampling,
+            op_weights=args.op_weights,
             depth=args.depth,
             width=args.width,
             in_channels=args.in_channels,
@@ -681,6 +689,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
             warmup_epochs=args.search_warmup_epochs,
             limit=args.search_limit,
             batch_size=args.search_batch_size,
+            weight_lr=args.search_lr,
+            op_weights=args.search_op_weights,
         ),
         train=given(
             epochs=args.train_epochs,
@@ -878,21 +888,52 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="or: the target at this fraction of the feasible range (0: fastest)",
     )
-    p.add_argument("--data", default="fashion-mnist", metavar="D")
+    p.add_argument("--data", default=_search_default("data"), metavar="D")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=_search_default("epochs"))
     p.add_argument("--warmup-epochs", type=int, help="weight-only epochs first (default epochs/9)")
-    p.add_argument("--lambda-lat", type=float, default=0.1, help="weight of the latency loss")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--lambda-lat",
+        type=float,
+        default=_search_default("lambda_lat"),
+        help="weight of the latency loss",
+    )
+    p.add_argument("--seed", type=int, default=_search_default("seed"))
+    p.add_argument("--batch-size", type=int, default=_search_default("batch_size"))
     p.add_argument("--limit", type=int, help="search on a seeded subset of this many images")
     p.add_argument(
-        "--sampling",
-        default="gumbel-random",
-        choices=("gumbel", "gumbel-random", "gumbel-gumbel", "gumbel-max"),
+        "--weight-lr",
+        type=float,
+        default=_search_default("weight_lr"),
+        help="peak learning rate of the supernet's weights (cosine over the search)",
     )
-    p.add_argument("--depth", default="sink", choices=("sink", "skip-op", "fixed"))
-    p.add_argument("--width", default="elastic", choices=("elastic", "fixed"))
+    p.add_argument(
+        "--arch-lr",
+        type=float,
+        default=_search_default("arch_lr"),
+        help="Adam learning rate of the architecture parameters",
+    )
+    p.add_argument(
+        "--arch-weight-decay",
+        type=float,
+        default=_search_default("arch_weight_decay"),
+        help="L2 weight decay of the architecture parameters (Adam)",
+    )
+    p.add_argument(
+        "--arch-every",
+        type=int,
+        default=_search_default("arch_every"),
+        help="one architecture step every this many weight steps",
+    )
+    p.add_argument("--sampling", default=_search_default("sampling"), choices=SAMPLINGS)
+    p.add_argument(
+        "--op-weights",
+        default=_search_default("op_weights"),
+        choices=OP_WEIGHTS,
+        help="candidate ops share one kernel bank per block, or each has its own (the paper)",
+    )
+    p.add_argument("--depth", default=_search_default("depth"), choices=DEPTH_MODES)
+    p.add_argument("--width", default=_search_default("width"), choices=WIDTH_MODES)
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
@@ -1005,6 +1046,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search-warmup-epochs", type=int, metavar="E")
     p.add_argument("--search-limit", type=int, metavar="N", help="search on N training images")
     p.add_argument("--search-batch-size", type=int, metavar="B")
+    p.add_argument("--search-lr", type=float, metavar="LR", help="the supernet's peak lr")
+    p.add_argument("--search-op-weights", choices=OP_WEIGHTS)
     p.add_argument("--train-epochs", type=int, metavar="E")
     p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
     p.add_argument("--train-batch-size", type=int, metavar="B")
@@ -1018,6 +1061,11 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="run directory; run again with the same settings to resume",
     )
+
+
+def _search_default(name: str) -> Any:
+    """A search setting's default, as :class:`SearchConfig` declares it (one source)."""
+    return SearchConfig.__dataclass_fields__[name].default
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:

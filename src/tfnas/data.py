@@ -71,7 +71,7 @@ class ImageData:
     dataset: Dataset
     classes: tuple[str, ...]
     # builds this data's transform with (True) or without (False) augmentation
-    make_transform: Callable[[bool], v2.Compose] | None = None
+    make_transform: Callable[[bool], Callable[[Any], torch.Tensor]] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -143,6 +143,65 @@ def build_transform(
             ]
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     return v2.Compose(ops)
+
+
+@dataclass(frozen=True)
+class BatchTransform:
+    """The small-input recipe of :func:`build_transform` as tensor operations on whole batches.
+
+    :meth:`prepare` does the fixed part once per dataset (channels, resize, centre crop: uint8
+    in, uint8 out); :meth:`batch` the random part per batch (padded random crop, horizontal
+    flip, scaling to [0, 1], normalisation), drawing from ``generator`` so that a seeded run
+    is repeatable. Calling it on one image does both, for a DataLoader.
+    """
+
+    image_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool
+
+    @property
+    def padding(self) -> int:
+        return max(1, self.image_size // 8)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim == 3:
+            images = images.unsqueeze(1)
+        images = ToChannels(self.channels)(images)
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = TF.resize(images, self.image_size, antialias=True)
+            images = TF.center_crop(images, [self.image_size, self.image_size])
+        return images.contiguous()
+
+    def batch(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if self.augment:
+            n, size, pad = len(images), self.image_size, self.padding
+            padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+            top = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
+            left = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
+            flip = torch.rand(n, 1, generator=generator) < 0.5
+            steps = torch.arange(size)
+            rows = top + steps
+            cols = torch.where(flip, left + steps.flip(0), left + steps)
+            rows, cols = rows.to(images.device), cols.to(images.device)
+            batch = torch.arange(n, device=images.device)[:, None, None]
+            # (n, size, size, channels) -> NCHW view with channels-last strides
+            images = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        out = images.float().div_(255)
+        mean = torch.tensor(self.mean, device=out.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=out.device).view(1, -1, 1, 1)
+        return out.sub_(mean).div_(std)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.batch(self.prepare(image.unsqueeze(0)), None)[0]
+
+
+def batch_transform(
+    image_size: int, channels: int, train: bool, mean: Sequence[float], std: Sequence[float]
+) -> BatchTransform:
+    mean, std = _stats_for(channels, mean, std)
+    return BatchTransform(image_size, channels, tuple(mean), tuple(std), train)
 
 
 def _stats_for(channels: int, mean: Sequence[float], std: Sequence[float]):
@@ -302,7 +361,9 @@ def _open_catalogued(
     download: bool,
 ) -> ImageData:
     entry = CATALOGUE[name]
-    make = partial(build_transform, image_size, channels, mean=entry.mean, std=entry.std)
+    # In-memory images at small sizes get the batched tensor recipe (the same operations).
+    recipe = batch_transform if image_size < 64 else build_transform
+    make = partial(recipe, image_size, channels, mean=entry.mean, std=entry.std)
     train = split == "train"
     source_dir = location or entry.system_dir
     if (

@@ -16,16 +16,17 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from .arch import architecture_from_dict, load_architecture
-from .data import ImageData, open_dataset
+from .data import open_dataset
 from .distributed import (
     all_sum,
     barrier,
@@ -37,6 +38,7 @@ from .distributed import (
 )
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .loader import Batches, Shard
 from .nn.network import Network
 from .space import SearchSpace, load_space
 
@@ -87,27 +89,8 @@ class TrainConfig:
             raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
 
 
-def make_loader(
-    data: ImageData,
-    batch_size: int,
-    shuffle: bool,
-    seed: int,
-    workers: int,
-    drop_last: bool = False,
-) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        data.dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        generator=generator,
-        num_workers=workers,
-    )
-
-
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+def evaluate(net: torch.nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
     """Top-1, top-5 (or top-k for fewer classes) accuracy and mean cross-entropy."""
     was_training = net.training
     net.eval()
@@ -186,8 +169,16 @@ class Trainer:
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
-        per_process = math.ceil(len(self.train_data) / self.dist.world_size)
-        self.steps_per_epoch = math.ceil(per_process / config.batch_size)
+        # each process its share of every epoch's seeded order, whole epochs (last batch kept)
+        self.train_batches = Batches(
+            self.train_data,
+            config.batch_size,
+            drop_last=False,
+            shard=Shard(self.dist.rank, self.dist.world_size),
+            workers=config.workers,
+            device=self.device,
+        )
+        self.steps_per_epoch = len(self.train_batches.epoch(0))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.use_amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -268,20 +259,8 @@ class Trainer:
             self.history = [r for r in rows if r["epoch"] < self.epoch]
 
     # -- the loop -------------------------------------------------------------------------
-    def _train_loader(self) -> DataLoader:
-        c = self.config
-        seed = c.seed * 1_000_003 + self.epoch
-        if not self.dist.active:
-            return make_loader(self.train_data, c.batch_size, True, seed, c.workers)
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(
-            self.train_data.dataset, self.dist.world_size, self.dist.rank, shuffle=True, seed=c.seed
-        )
-        sampler.set_epoch(self.epoch)
-        return DataLoader(
-            self.train_data.dataset, batch_size=c.batch_size, sampler=sampler, num_workers=c.workers
-        )
+    def _train_loader(self) -> Iterable:
+        return self.train_batches.epoch(self.config.seed * 1_000_003 + self.epoch)
 
     def run(self) -> dict[str, Any]:
         """Train the remaining epochs. Under torchrun the first process evaluates, writes
@@ -289,7 +268,7 @@ class Trainer:
         c = self.config
         main = self.dist.is_main
         writer = _tensorboard(self.run_dir) if main else None
-        test_loader = make_loader(self.test_data, 256, False, c.seed, c.workers)
+        test_loader = Batches(self.test_data, 256, shuffle=False, drop_last=False).epoch(0)
         while self.epoch < c.epochs:
             started = time.perf_counter()
             train = self._train_epoch(self._train_loader())
@@ -341,7 +320,7 @@ class Trainer:
             "main_process": self.dist.is_main,
         }
 
-    def _train_epoch(self, loader: DataLoader) -> dict[str, float]:
+    def _train_epoch(self, loader: Iterable) -> dict[str, float]:
         c = self.config
         self.net.train()
         total_loss, correct, seen = 0.0, 0, 0
@@ -457,4 +436,5 @@ def evaluate_weights(
         )
     target = resolve_device(device)
     with torch.inference_mode():
-        return evaluate(net.to(target), make_loader(test, batch_size, False, 0, 0), target)
+        batches = Batches(test, batch_size, shuffle=False, drop_last=False).epoch(0)
+        return evaluate(net.to(target), batches, target)

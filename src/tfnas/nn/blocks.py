@@ -9,6 +9,7 @@ only the active channels, so both compute the same function for the same weights
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -113,7 +114,7 @@ class MBConv(nn.Module):
 
     def set_active_channels(self, active: Sequence[int] | torch.Tensor | None) -> None:
         """Zero every mid channel not listed (``None``: all channels active)."""
-        weight = self.depthwise.conv.weight
+        weight = self.depthwise.bn.weight
         self._index_key = None  # the cached active index no longer holds
         if active is None:
             self.channel_mask = torch.ones_like(self.channel_mask) if self.elastic else None
@@ -131,11 +132,28 @@ class MBConv(nn.Module):
 
     def channel_importance(self) -> torch.Tensor:
         """L1 norm of each mid channel's depthwise kernel: which channels to keep active."""
-        return self.depthwise.conv.weight.detach().abs().sum(dim=(1, 2, 3))
+        return self.conv_weights().depthwise.detach().abs().sum(dim=(1, 2, 3))
+
+    # Separate ops compute with their own modules when every channel is active (the fast
+    # path, and what a standalone network exports); ops that read their weights from a
+    # shared kernel bank always compute functionally.
+    computes_functionally = False
+
+    def conv_weights(self) -> BlockWeights:
+        """The tensors this block computes with, at its allocated width."""
+        se = self.se
+        return BlockWeights(
+            expand=self.expand.conv.weight if self.expand is not None else None,
+            depthwise=self.depthwise.conv.weight,
+            se=(se.reduce.weight, se.reduce.bias, se.expand.weight, se.expand.bias)
+            if se is not None
+            else None,
+            project=self.project.conv.weight,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         active = self._partial_index()
-        if active is not None:
+        if active is not None or self.computes_functionally:
             h = self._forward_active(x, active)
         else:
             h = self.expand(x) if self.expand is not None else x
@@ -169,54 +187,153 @@ class MBConv(nn.Module):
             self._index_key = key
         return self._index
 
-    def _forward_active(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Compute with the active mid channels only: the weights are sliced per call, so the
-        cost follows the active width while gradients and optimizer state stay with the full
-        tensors. Batch-norm statistics are updated for the active channels alone."""
+    def _forward_active(self, x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """Compute with the active mid channels only (``None``: all of them): the weights are
+        sliced per call, so the cost follows the active width while gradients and optimizer
+        state stay with the full tensors. Batch-norm statistics are updated for the active
+        channels alone."""
+        w = self.conv_weights()
+        training = self.training
         h = x
-        if self.expand is not None:
-            h = _conv_bn_act(self.expand, h, self.training, out_index=index)
-        h = _conv_bn_act(self.depthwise, h, self.training, out_index=index, groups=len(index))
-        if self.se is not None:
-            se = self.se
+        if w.expand is not None:
+            h = _conv_bn_act(h, w.expand, self.expand, training, out_index=index)
+        width = self.mid_channels if index is None else len(index)
+        h = _conv_bn_act(h, w.depthwise, self.depthwise, training, out_index=index, groups=width)
+        if w.se is not None:
+            reduce_w, reduce_b, expand_w, expand_b = w.se
+            if index is not None:
+                reduce_w = reduce_w.index_select(1, index)
+                expand_w, expand_b = (
+                    expand_w.index_select(0, index),
+                    expand_b.index_select(0, index),
+                )
             gate = h.mean((2, 3), keepdim=True)
-            gate = F.conv2d(gate, se.reduce.weight.index_select(1, index), se.reduce.bias)
-            gate = F.conv2d(
-                se.act(gate),
-                se.expand.weight.index_select(0, index),
-                se.expand.bias.index_select(0, index),
-            )
+            gate = F.conv2d(self.se.act(F.conv2d(gate, reduce_w, reduce_b)), expand_w, expand_b)
             h = h * torch.sigmoid(gate)
-        return _conv_bn_act(self.project, h, self.training, in_index=index)
+        return _conv_bn_act(h, w.project, self.project, training, in_index=index)
 
     @torch.no_grad()
     def narrowed(self, active: Sequence[int] | torch.Tensor) -> MBConv:
         """A standalone copy holding only the ``active`` mid channels, weights included."""
         index = torch.as_tensor(sorted(int(i) for i in active), dtype=torch.long)
-        block = MBConv(self.spec, len(index))
-        if self.expand is not None:
-            _copy_conv_bn(block.expand, self.expand, out_index=index)
-        _copy_conv_bn(block.depthwise, self.depthwise, out_index=index)
-        if self.se is not None:
-            block.se.reduce.weight.copy_(self.se.reduce.weight[:, index])
-            block.se.reduce.bias.copy_(self.se.reduce.bias)
-            block.se.expand.weight.copy_(self.se.expand.weight[index])
-            block.se.expand.bias.copy_(self.se.expand.bias[index])
-        _copy_conv_bn(block.project, self.project, in_index=index)
+        w = self.conv_weights()
+        index = index.to(w.depthwise.device)
+        block = MBConv(self.spec, len(index)).to(w.depthwise.device)
+        if w.expand is not None:
+            _copy_conv_bn(block.expand, w.expand, self.expand, out_index=index)
+        _copy_conv_bn(block.depthwise, w.depthwise, self.depthwise, out_index=index)
+        if w.se is not None:
+            reduce_w, reduce_b, expand_w, expand_b = w.se
+            block.se.reduce.weight.copy_(reduce_w[:, index])
+            block.se.reduce.bias.copy_(reduce_b)
+            block.se.expand.weight.copy_(expand_w[index])
+            block.se.expand.bias.copy_(expand_b[index])
+        _copy_conv_bn(block.project, w.project, self.project, in_index=index)
         return block.train(self.training)
 
 
+@dataclass(frozen=True)
+class BlockWeights:
+    """The convolution weights of an MBConv: its own, or slices of a shared kernel bank.
+    ``se`` is (reduce weight, reduce bias, expand weight, expand bias)."""
+
+    expand: torch.Tensor | None
+    depthwise: torch.Tensor
+    se: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None
+    project: torch.Tensor
+
+
+class KernelBank(nn.Module):
+    """One set of convolution weights shared by all candidate ops of one block position.
+
+    Allocated for the largest op (largest kernel, widest mid width, widest SE). An op reads
+    its kernel from the centre of the largest one and its mid channels (and SE channels) from
+    the first ones, as Single-Path NAS, FBNetV2 and once-for-all share weights: every step
+    that trains any op trains the weights all ops are made of.
+    """
+
+    def __init__(self, specs: Sequence[BlockSpec]) -> None:
+        super().__init__()
+        first = specs[0]
+        if any(
+            (s.in_channels, s.out_channels, s.stride, s.has_expand)
+            != (first.in_channels, first.out_channels, first.stride, first.has_expand)
+            for s in specs
+        ):
+            raise ValueError("ops that share weights must agree on channels, stride, expansion")
+        self.kernel = max(s.kernel for s in specs)
+        if any((self.kernel - s.kernel) % 2 for s in specs):
+            raise ValueError("shared kernels must all be odd or all even")
+        widest = max(s.max_width for s in specs)
+        se_channels = max(s.se_channels for s in specs)
+        # The largest op's own layers give the bank PyTorch's default initialisation.
+        largest = MBConv(replace(first, kernel=self.kernel, se_channels=se_channels), widest)
+        w = largest.conv_weights()
+        self.expand = nn.Parameter(w.expand.detach().clone()) if w.expand is not None else None
+        self.depthwise = nn.Parameter(w.depthwise.detach().clone())
+        self.se = (
+            nn.ParameterList(nn.Parameter(t.detach().clone()) for t in w.se)
+            if w.se is not None
+            else None
+        )
+        self.project = nn.Parameter(w.project.detach().clone())
+
+    def weights_for(self, spec: BlockSpec) -> BlockWeights:
+        m, k, se = spec.max_width, spec.kernel, spec.se_channels
+        at = (self.kernel - k) // 2
+        return BlockWeights(
+            expand=self.expand[:m] if self.expand is not None else None,
+            depthwise=self.depthwise[:m, :, at : at + k, at : at + k],
+            se=(
+                self.se[0][:se, :m],
+                self.se[1][:se],
+                self.se[2][:m, :se],
+                self.se[3][:m],
+            )
+            if se
+            else None,
+            project=self.project[:, :m],
+        )
+
+
+class SharedMBConv(MBConv):
+    """An elastic MBConv whose convolution weights are slices of a :class:`KernelBank`.
+
+    It keeps its own batch norms (private statistics and affine parameters per op: a 3x3 and
+    a 5x5 slice of one kernel produce differently distributed outputs) and its own channel
+    mask; :meth:`narrowed` hands out an ordinary standalone MBConv.
+    """
+
+    computes_functionally = True
+
+    def __init__(self, spec: BlockSpec, bank: KernelBank) -> None:
+        super().__init__(spec, spec.max_width, elastic=True)
+        # The bank is owned (and moved between devices) by the block position that holds
+        # it; a plain list keeps it out of this module's parameters and state dict.
+        self._bank = [bank]
+        for layer in (self.expand, self.depthwise, self.project):
+            if layer is not None:
+                del layer.conv.weight
+        if self.se is not None:
+            for conv in (self.se.reduce, self.se.expand):
+                del conv.weight, conv.bias
+
+    def conv_weights(self) -> BlockWeights:
+        return self._bank[0].weights_for(self.spec)
+
+
 def _conv_bn_act(
-    layer: ConvBNAct,
     x: torch.Tensor,
+    weight: torch.Tensor,
+    layer: ConvBNAct,
     training: bool,
     out_index: torch.Tensor | None = None,
     in_index: torch.Tensor | None = None,
     groups: int = 1,
 ) -> torch.Tensor:
-    """``layer`` restricted to some output or input channels (see MBConv._forward_active)."""
+    """``layer``'s batch norm and activation after a convolution with ``weight``, restricted
+    to some output or input channels (see MBConv._forward_active)."""
     conv, bn = layer.conv, layer.bn
-    weight = conv.weight
     if out_index is not None:
         weight = weight.index_select(0, out_index)
     if in_index is not None:
@@ -247,11 +364,11 @@ def _conv_bn_act(
 
 def _copy_conv_bn(
     dst: ConvBNAct,
+    weight: torch.Tensor,
     src: ConvBNAct,
     out_index: torch.Tensor | None = None,
     in_index: torch.Tensor | None = None,
 ) -> None:
-    weight = src.conv.weight
     if out_index is not None:
         weight = weight[out_index]
     if in_index is not None and src.conv.groups == 1:

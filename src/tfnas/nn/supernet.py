@@ -20,10 +20,13 @@ from torch import nn
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
 from ..space import SearchSpace
-from .blocks import MBConv
+from .blocks import KernelBank, MBConv, SharedMBConv
 from .network import Head, Network, build_stem
 
 DEPTH_MODES = ("sink", "skip-op", "fixed")
+# How the candidate ops of one block hold their weights: each its own ("separate", as the
+# paper), or slices of one kernel bank ("shared": centre kernels, first channels).
+OP_WEIGHTS = ("shared", "separate")
 
 Path = Sequence[Sequence[int]]  # per stage, per block: the index of the chosen op
 
@@ -31,10 +34,19 @@ Path = Sequence[Sequence[int]]  # per stage, per block: the index of the chosen 
 class MixedOp(nn.Module):
     """The candidate ops of one block position (the last choice is 'skip' when allowed)."""
 
-    def __init__(self, specs: Sequence[BlockSpec], allow_skip: bool = False) -> None:
+    def __init__(
+        self, specs: Sequence[BlockSpec], allow_skip: bool = False, op_weights: str = "separate"
+    ) -> None:
         super().__init__()
+        if op_weights not in OP_WEIGHTS:
+            raise ValueError(f"op weights must be one of {OP_WEIGHTS}")
         self.specs = tuple(specs)
-        self.ops = nn.ModuleList(MBConv(spec, spec.max_width, elastic=True) for spec in specs)
+        if op_weights == "shared":
+            self.bank = KernelBank(specs)
+            self.ops = nn.ModuleList(SharedMBConv(spec, self.bank) for spec in specs)
+        else:
+            self.bank = None
+            self.ops = nn.ModuleList(MBConv(spec, spec.max_width, elastic=True) for spec in specs)
         self.allow_skip = allow_skip
         for i, spec in enumerate(self.specs):
             self.set_width(i, spec.nominal_width)
@@ -77,12 +89,14 @@ class Supernet(nn.Module):
         num_classes: int | None = None,
         in_channels: int | None = None,
         depth_mode: str = "sink",
+        op_weights: str = "separate",
     ) -> None:
         super().__init__()
         if depth_mode not in DEPTH_MODES:
             raise ValueError(f"depth mode must be one of {DEPTH_MODES}")
         self.space = space
         self.depth_mode = depth_mode
+        self.op_weights = op_weights
         self.num_classes = num_classes or space.classes
         self.in_channels = in_channels or space.input_channels
         self.stem = build_stem(space, self.in_channels)
@@ -91,7 +105,7 @@ class Supernet(nn.Module):
             blocks = nn.ModuleList()
             for b in range(stage.blocks):
                 allow_skip = depth_mode == "skip-op" and b >= stage.min_depth
-                blocks.append(MixedOp(space.candidates(s, b), allow_skip))
+                blocks.append(MixedOp(space.candidates(s, b), allow_skip, op_weights))
             self.stages.append(blocks)
         self.head = Head(space, self.num_classes)
         # alpha: uniform log-probabilities; beta: uniform logits over the admissible depths

@@ -90,6 +90,17 @@ def search_section(run_dir: Path) -> Section:
         ),  # fmt: skip
         ("architecture", (arch.describe() if arch else last["arch"])),
     ]
+    if "op_entropy_ratio" in last:
+        facts.insert(
+            -1,
+            (
+                "has the supernet learned? (last epoch)",
+                f"sampled-path accuracy {last['weight_acc']:.1%}, derived path "
+                f"{last['derived_arch_split_acc']:.1%} on the architecture split; op entropy "
+                f"{last['op_entropy_ratio']:.2f} of uniform, top op probability "
+                f"{last['top_op_prob']:.2f} on average",
+            ),
+        )
     section = Section("Search", facts)
     section.figures += [
         Figure("latency", "Latency per epoch", figures.latency_per_epoch(rows)),
@@ -100,6 +111,10 @@ def search_section(run_dir: Path) -> Section:
             "depth_probabilities", "Depth probabilities", figures.depth_probabilities(rows, space)
         ),  # fmt: skip
     ]
+    if "op_entropy_ratio" in last:
+        section.figures.append(
+            Figure("op_decisions", "How decided the ops are", figures.op_decisions(rows))
+        )
     if arch is not None:
         section.figures += _architecture_figures(arch, space)
     section.figures.append(

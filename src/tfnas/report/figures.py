@@ -153,6 +153,21 @@ def architecture_diagram(arch: Architecture, space: SearchSpace) -> bytes:
     return png(fig)
 
 
+def op_decisions(rows: Rows) -> bytes:
+    """Per epoch: op entropy as a fraction of the uniform distribution's (1: nothing learned)
+    and the mean probability of each block's top op."""
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    x = _epochs(rows)
+    ax.plot(x, [r["op_entropy_ratio"] for r in rows], "o-", label="op entropy / uniform")
+    ax.plot(x, [r["top_op_prob"] for r in rows], "s-", label="top op probability (mean)")
+    ax.set(xlabel="epoch", ylim=(0, 1.05), title="How decided the ops are")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _integer_epochs(ax)
+    return png(fig)
+
+
 def curves(rows: Rows, series: Sequence[tuple[str, str]], title: str) -> bytes:
     """Loss (left) and accuracy (right) per epoch; ``series`` names (key, label) pairs, and a
     key containing "loss" goes left."""

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from ..arch import Architecture, architecture_from_dict
 from ..data import split_for_search
@@ -38,11 +36,21 @@ from ..distributed import (
 from ..errors import TfnasError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..latency.table import LatencyTable, latency_range, load_table
-from ..nn.supernet import DEPTH_MODES, Supernet
+from ..loader import Batches, Shard
+from ..nn.supernet import DEPTH_MODES, OP_WEIGHTS, Supernet
 from ..space import SearchSpace, load_space
 from .elastic import elastic_scale
 from .projection import project_to_target
-from .sampling import SAMPLINGS, gumbel_softmax, sample_paths
+from .sampling import SAMPLINGS, sample_paths
+from .steps import (
+    ArchStepStats,
+    LatencyPenalty,
+    StepStats,
+    TemperatureSchedule,
+    arch_step,
+    cosine_lr,
+    weight_step,
+)
 
 log = logging.getLogger(__name__)
 WIDTH_MODES = ("elastic", "fixed")
@@ -67,6 +75,7 @@ class SearchConfig:
     arch_fraction: float = 0.2
     arch_every: int = 2  # one architecture step every this many weight steps
     weight_lr: float = 0.025
+    weight_lr_warmup_epochs: float = 0.0  # linear warm-up of the weight lr, then cosine
     weight_momentum: float = 0.9
     weight_decay: float = 1e-5
     arch_lr: float = 0.01
@@ -76,6 +85,7 @@ class SearchConfig:
     tau_start: float = 5.0
     tau_end: float | None = None  # default: the paper's 5.0 x 0.96^80, reached at the end
     sampling: str = "gumbel-random"
+    op_weights: str = "separate"
     depth: str = "sink"
     width: str = "elastic"
     in_channels: int | None = None
@@ -89,11 +99,11 @@ class SearchConfig:
             return self.warmup_epochs
         return max(1, round(self.epochs / 9)) if self.epochs > 1 else 0
 
-    def tau_decay(self) -> float:
-        """Per-epoch factor taking tau from its start to its end over the search epochs."""
-        searching = self.epochs - self.resolved_warmup()
+    def temperature(self) -> TemperatureSchedule:
+        """tau from its start to its end over the search epochs."""
+        warmup = self.resolved_warmup()
         end = self.tau_end if self.tau_end is not None else self.tau_start * 0.96**80
-        return (end / self.tau_start) ** (1 / max(1, searching))
+        return TemperatureSchedule.spanning(self.tau_start, end, self.epochs - warmup, warmup)
 
     def validate(self) -> None:
         def bad(msg: str) -> TfnasError:
@@ -111,6 +121,8 @@ class SearchConfig:
             )
         if self.sampling not in SAMPLINGS:
             raise bad(f"--sampling must be one of {', '.join(SAMPLINGS)}.")
+        if self.op_weights not in OP_WEIGHTS:
+            raise bad(f"--op-weights must be one of {', '.join(OP_WEIGHTS)}.")
         if self.depth not in DEPTH_MODES:
             raise bad(f"--depth must be one of {', '.join(DEPTH_MODES)}.")
         if self.width not in WIDTH_MODES:
@@ -190,7 +202,11 @@ class Searcher:
         self.progress = self.progress and self.dist.is_main
         torch.manual_seed(config.seed)
         self.net = Supernet(
-            self.space, self.weights.num_classes, config.in_channels, depth_mode=config.depth
+            self.space,
+            self.weights.num_classes,
+            config.in_channels,
+            depth_mode=config.depth,
+            op_weights=config.op_weights,
         ).to(self.device)
         self.memory_format = (
             torch.channels_last if config.channels_last else torch.contiguous_format
@@ -209,7 +225,16 @@ class Searcher:
             weight_decay=config.arch_weight_decay,
         )
         self.sampler = torch.Generator().manual_seed(config.seed + 1)
-        self.tau = config.tau_start
+        self.schedule = config.temperature()
+        self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat)
+        shard = Shard(self.dist.rank, self.dist.world_size)
+        # In-memory images are prepared once, on the search's device; batches drawn there.
+        self.weight_batches, self.arch_batches = (
+            Batches(
+                part, config.batch_size, shard=shard, workers=config.workers, device=self.device
+            )
+            for part in (self.weights, self.arch_data)
+        )
         self.epoch = 0
         self.current: Architecture | None = None  # the latest derived architecture
         self.history: list[dict[str, Any]] = []
@@ -244,7 +269,6 @@ class Searcher:
     def _save_checkpoint(self) -> None:
         state = {
             "epoch": self.epoch,
-            "tau": self.tau,
             "net": self.net.state_dict(),
             "weight_opt": self.weight_opt.state_dict(),
             "arch_opt": self.arch_opt.state_dict(),
@@ -270,7 +294,6 @@ class Searcher:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self.epoch = int(state["epoch"])
-        self.tau = float(state["tau"])
         if state.get("current"):
             self.current = architecture_from_dict(json.loads(state["current"]))
         metrics = self.run_dir / "metrics.jsonl"
@@ -280,59 +303,33 @@ class Searcher:
         log.info("resuming %s at epoch %d", self.run_dir, self.epoch + 1)
 
     # -- the loop -----------------------------------------------------------------------------
-    def _loader(self, data, salt: int, everywhere: bool = False) -> DataLoader:
-        """A seeded, shuffled loader; under torchrun each process gets its own share
-        (``everywhere``: the whole data on every process)."""
-        seed = self.config.seed * 1_000_003 + salt
-        c = self.config
-        if self.dist.active and not everywhere:
-            from torch.utils.data.distributed import DistributedSampler
+    def _seed(self, salt: int) -> int:
+        return self.config.seed * 1_000_003 + salt
 
-            sampler = DistributedSampler(
-                data.dataset,
-                self.dist.world_size,
-                self.dist.rank,
-                shuffle=True,
-                seed=seed,
-                drop_last=True,
-            )
-            return DataLoader(
-                data.dataset,
-                batch_size=c.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=c.workers,
-            )
-        generator = torch.Generator().manual_seed(seed)
-        return DataLoader(
-            data.dataset,
-            batch_size=c.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
-            num_workers=c.workers,
-        )
-
-    def _weight_lr(self, epoch: int) -> float:
+    def _weight_lr(self, epoch: float) -> float:
         c = self.config
-        return 0.5 * c.weight_lr * (1 + math.cos(math.pi * epoch / c.epochs))
+        return cosine_lr(c.weight_lr, epoch, c.epochs, c.weight_lr_warmup_epochs)
 
     def _arch_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         cycle = 0
         while True:
-            yield from self._loader(self.arch_data, 2 * (epoch * 1000 + cycle) + 1)
+            for images, labels in self.arch_batches.epoch(
+                self._seed(2 * (epoch * 1000 + cycle) + 1)
+            ):
+                yield self._on_device(images), labels.to(self.device, non_blocking=True)
             cycle += 1
+
+    @property
+    def tau(self) -> float:
+        """The Gumbel temperature of the current epoch."""
+        return self.schedule.at(self.epoch)
 
     def run(self) -> SearchResult:
         c = self.config
         warmup = c.resolved_warmup()
         while self.epoch < c.epochs:
             epoch = self.epoch
-            for group in self.weight_opt.param_groups:
-                group["lr"] = self._weight_lr(epoch)
             row = self._train_epoch(epoch, searching=epoch >= warmup)
-            if epoch >= warmup:
-                self.tau *= c.tau_decay()
             row.update(self._end_of_epoch(epoch, searching=epoch >= warmup))
             if not same_everywhere(row["arch"], self.device):
                 raise RuntimeError("processes derived different architectures; they must agree")
@@ -345,22 +342,18 @@ class Searcher:
         return self._finish()
 
     def _train_epoch(self, epoch: int, searching: bool) -> dict[str, Any]:
+        """One epoch of weight steps (an architecture step every ``arch_every``-th once
+        searching). Statistics stay on the device until the epoch's end."""
         c = self.config
         net = self.net
-        net.train()
-        loader = self._loader(self.weights, 2 * epoch)
+        loader = self.weight_batches.epoch(self._seed(2 * epoch))
         arch_batches = self._arch_batches(epoch)
-        sums = {
-            "weight_loss": 0.0,
-            "weight_correct": 0,
-            "weight_seen": 0,
-            "arch_loss": 0.0,
-            "arch_ce": 0.0,
-            "latency_loss": 0.0,
-            "arch_correct": 0,
-            "arch_seen": 0,
-            "arch_steps": 0,
-        }
+        tau = self.schedule.at(epoch)
+        strategy = c.sampling if searching else "gumbel"
+        alphas = [
+            [net.alpha(s, b) for b in range(len(stage))] for s, stage in enumerate(net.stages)
+        ]
+        weight_stats, arch_stats = StepStats(), ArchStepStats()
         started = time.perf_counter()
         steps = len(loader)
         bar = None
@@ -375,92 +368,60 @@ class Searcher:
                 dynamic_ncols=True,
             )
         for step, (images, labels) in enumerate(loader):
-            images, labels = self._on_device(images), labels.to(self.device)
-            alphas = [
-                [net.alpha(s, b) for b in range(len(stage))] for s, stage in enumerate(net.stages)
-            ]
-            strategy = c.sampling if searching else "gumbel"
+            images, labels = self._on_device(images), labels.to(self.device, non_blocking=True)
+            for group in self.weight_opt.param_groups:
+                group["lr"] = self._weight_lr(epoch + step / steps)
             paths = sample_paths(alphas, strategy, self.sampler)
-            self.weight_opt.zero_grad(set_to_none=True)
-            loss = 0.0
-            for path in paths:
-                logits = net(images, path=path)
-                loss = loss + F.cross_entropy(logits, labels)
-                if path is paths[0]:
-                    sums["weight_correct"] += int((logits.detach().argmax(1) == labels).sum())
-            loss.backward()
-            # Every process ran the same paths, so the same parameters hold gradients.
-            all_reduce_mean([p.grad for p in net.weight_parameters() if p.grad is not None])
-            torch.nn.utils.clip_grad_norm_(net.weight_parameters(), c.grad_clip)
-            self.weight_opt.step()
-            sums["weight_loss"] += float(loss.detach()) / len(paths) * len(labels)
-            sums["weight_seen"] += len(labels)
+            weight_stats.add(
+                weight_step(
+                    net, self.weight_opt, images, labels, paths, c.grad_clip, all_reduce_mean
+                )
+            )
             if searching and (step + 1) % c.arch_every == 0:
                 arch_images, arch_labels = next(arch_batches)
-                self._arch_step(self._on_device(arch_images), arch_labels.to(self.device), sums)
+                arch_stats.add(
+                    arch_step(
+                        net,
+                        self.arch_opt,
+                        arch_images,
+                        arch_labels,
+                        self.table,
+                        self.penalty,
+                        tau,
+                        self.sampler,
+                        c.grad_clip,
+                        all_reduce_mean,
+                    )
+                )
             if bar is not None:
                 bar.update(1)
             if self.on_step is not None:
                 self.on_step(epoch, step)
         if bar is not None:
             bar.close()
-        totals = all_sum([float(v) for v in sums.values()], self.device)
-        sums = dict(zip(sums, totals, strict=True))
+        w, a = weight_stats.as_floats(), arch_stats.as_floats()
+        totals = all_sum(list(w.values()) + list(a.values()), self.device)
+        w = dict(zip(w, totals[: len(w)], strict=True))
+        a = dict(zip(a, totals[len(w) :], strict=True))
         seconds = time.perf_counter() - started
-        seen, arch_seen = max(1, sums["weight_seen"]), max(1, sums["arch_seen"])
         row: dict[str, Any] = {
             "epoch": epoch,
             "phase": "search" if searching else "warmup",
             "lr": self._weight_lr(epoch),
-            "weight_loss": sums["weight_loss"] / seen,
-            "weight_acc": sums["weight_correct"] / seen,
+            "weight_loss": w["loss"] / max(1, w["seen"]),
+            "weight_acc": w["correct"] / max(1, w["seen"]),
             "seconds": seconds,
-            "images_per_second": (sums["weight_seen"] + sums["arch_seen"]) / seconds,
+            "images_per_second": (w["seen"] + a["seen"]) / seconds,
         }
-        if sums["arch_steps"]:
-            n = sums["arch_steps"]
+        if a["steps"]:
+            seen = max(1, a["seen"])
             row.update(
-                arch_loss=sums["arch_loss"] / n,
-                arch_ce=sums["arch_ce"] / n,
-                latency_loss=sums["latency_loss"] / n,
-                arch_acc=sums["arch_correct"] / arch_seen,
+                arch_loss=a["loss"] / seen,
+                arch_ce=a["ce"] / seen,
+                latency_loss=a["latency_loss"] / a["steps"],
+                arch_acc=a["correct"] / seen,
             )
         return row
-
-    def _arch_step(self, images: torch.Tensor, labels: torch.Tensor, sums: dict[str, Any]) -> None:
-        c = self.config
-        net = self.net
-        op_weights = [
-            [gumbel_softmax(net.alpha(s, b), self.tau, self.sampler) for b in range(len(stage))]
-            for s, stage in enumerate(net.stages)
-        ]
-        depth_weights = net.depth_weights()
-        self.arch_opt.zero_grad(set_to_none=True)
-        weights = net.weight_parameters()
-        # Architecture steps update alpha and beta only: with the weights frozen, autograd
-        # skips their gradients, which halves the cost of this (all-ops) step.
-        for p in weights:
-            p.requires_grad_(False)
-        try:
-            logits = net(images, op_weights=op_weights, depth_weights=depth_weights)
-            ce = F.cross_entropy(logits, labels)
-            expected = net.expected_latency(self.table, op_weights, depth_weights)
-            latency_loss = (expected / c.target_ms - 1).abs()
-            loss = ce + c.lambda_lat * latency_loss
-            loss.backward()
-        finally:
-            for p in weights:
-                p.requires_grad_(True)
-        all_reduce_mean([p.grad for p in net.arch_parameters() if p.grad is not None])
-        torch.nn.utils.clip_grad_norm_(net.arch_parameters(), c.grad_clip)
-        self.arch_opt.step()
-        net.renormalise_alphas()
-        sums["arch_loss"] += float(loss.detach())
-        sums["arch_ce"] += float(ce.detach())
-        sums["latency_loss"] += float(latency_loss.detach())
-        sums["arch_correct"] += int((logits.detach().argmax(1) == labels).sum())
-        sums["arch_seen"] += len(labels)
-        sums["arch_steps"] += 1
 
     @torch.no_grad()
     def derive_for_target(self) -> tuple[Architecture, list[list[int]], list[str]]:
@@ -505,6 +466,15 @@ class Searcher:
             arch, _, changes = self.derive_for_target()
             self.current = arch
         probs = net.op_probabilities()
+        entropies = [
+            [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in stage] for stage in probs
+        ]
+        flat = [
+            (e, p)
+            for es, ps in zip(entropies, probs, strict=True)
+            for e, p in zip(es, ps, strict=True)
+            if len(p) > 1
+        ] or [(0.0, torch.ones(2))]
         row: dict[str, Any] = {
             "tau": self.tau,
             "expected_latency_ms": float(net.expected_latency(self.table)),
@@ -516,9 +486,10 @@ class Searcher:
             "depths": list(arch.depths),
             "depth_probs": [w.tolist() for w in net.depth_weights()],
             "op_probs": [[p.tolist() for p in stage] for stage in probs],
-            "op_entropy": [
-                [float(-(p * p.clamp_min(1e-12).log()).sum()) for p in stage] for stage in probs
-            ],
+            "op_entropy": entropies,
+            # 1.0: every block still uniform over its ops; 0.0: every block decided
+            "op_entropy_ratio": sum(e / math.log(len(p)) for e, p in flat) / len(flat),
+            "top_op_prob": sum(float(p.max()) for _, p in flat) / len(flat),
             "widths": [[choice.width for choice in stage] for stage in arch.stages],
         }
         # scored by the first process alone, on the whole architecture split's first batches
@@ -543,7 +514,8 @@ class Searcher:
         net.head.dropout.eval()
         correct = seen = 0
         try:
-            for i, (images, labels) in enumerate(self._loader(self.arch_data, -1, True)):
+            batches = self.arch_batches.epoch(self._seed(-1), everywhere=True)
+            for i, (images, labels) in enumerate(batches):
                 images, labels = self._on_device(images), labels.to(self.device)
                 if self.config.eval_batches is not None and i >= self.config.eval_batches:
                     break
@@ -560,7 +532,8 @@ class Searcher:
         acc = f", arch-split acc {row['derived_arch_split_acc']:.3f}"
         print(
             f"epoch {row['epoch'] + 1}/{c.epochs} ({row['phase']}): loss {row['weight_loss']:.3f}, "
-            f"train acc {row['weight_acc']:.3f}{acc}, tau {row['tau']:.2f}, expected "
+            f"path acc {row['weight_acc']:.3f}{acc}, op entropy {row['op_entropy_ratio']:.2f} "
+            f"of uniform, tau {row['tau']:.2f}, expected "
             f"{row['expected_latency_ms']:.3f} ms, derived {row['derived_latency_ms']:.3f} ms "
             f"(target {c.target_ms:g}), {row['seconds']:.0f} s",
             file=sys.stderr,

@@ -1,0 +1,206 @@
+"""Searched networks against random ones at equal predicted latency, on Fashion-MNIST.
+
+Usage: python bench/search_vs_random.py --lut LUT.json --out DIR [--search-seeds 0,1,2,3,4]
+       [--randoms 10] [--fraction 0.5] [--search-images 4000] [--search-epochs 4]
+       [--train-images 60000] [--train-epochs 4] [--train-lr 0.1] [--bn-batches 20]
+
+At the target ``--fraction`` of the table's feasible range (the demo's: the middle):
+
+- searched: the default search (``tfnas pipeline`` settings of the demo) with each seed;
+- random: ``--randoms`` architectures drawn uniformly (op per block, depth per stage) and
+  elasticity-scaled to the same predicted latency (a draw that cannot reach the target within
+  its width bounds is replaced by the next, and counted);
+- mobilenetv2-style: every block k3 e6 without SE at full depth, scaled the same way.
+
+Every network is retrained with one identical recipe (``--train-*``; seed 0), evaluated on
+the 10,000 test images and profiled, each as one resumable ``tfnas pipeline`` run under DIR,
+so a killed bench resumes. Reported: every network; mean and 95% interval (Student t) per
+group; Welch's t-test searched vs random; the rank of each searched network among the random
+ones; and the supernet's ranking quality: Kendall's tau between each random architecture's
+accuracy as a path of the first search's trained supernet (batch-norm statistics re-estimated
+on ``--bn-batches`` training batches, scored on the 10,000 test images) and its retrained
+accuracy. Prints JSON; needs scipy (installed with tfnas's dev extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ablations import budget_config
+from scipy import stats
+
+from tfnas.arch import Architecture, random_architecture, uniform_architecture
+from tfnas.block import OpSpec
+from tfnas.data import open_dataset
+from tfnas.io import atomic_write_json
+from tfnas.latency.table import load_table, target_at_fraction
+from tfnas.loader import Batches
+from tfnas.nn.supernet import Supernet
+from tfnas.pipeline import run_pipeline
+from tfnas.search.elastic import elastic_scale
+from tfnas.search.searcher import SearchConfig
+from tfnas.space import SearchSpace, load_space
+
+
+def interval(values: list[float]) -> dict[str, float]:
+    """Mean and the half-width of its 95% confidence interval (Student t)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return {"mean": mean, "ci95": float("nan"), "n": len(values)}
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return {"mean": mean, "ci95": half, "n": len(values)}
+
+
+def scaled_to(space, table, target: float, arch: Architecture) -> Architecture | None:
+    """``arch`` elasticity-scaled onto ``target``, or None when its widths cannot get there."""
+    scaled = elastic_scale(space, arch, table, target).arch
+    return scaled if abs(table.predict(space, scaled) / target - 1) <= 0.01 else None
+
+
+def supernet_path(net: Supernet, arch: Architecture):
+    """``arch`` as a path of ``net``: its ops and widths in the first blocks of each stage."""
+    path, depth_weights, sources = [], [], []
+    for s, (stage, chosen) in enumerate(zip(net.stages, arch.stages, strict=True)):
+        depths = net.space.stages[s].depths
+        ops = [
+            [p.op for p in block.specs].index(c.op)
+            for block, c in zip(stage[: len(chosen)], chosen, strict=True)
+        ]
+        path.append(ops + [0] * (len(stage) - len(ops)))
+        w = torch.zeros(len(depths))
+        w[depths.index(len(chosen))] = 1
+        depth_weights.append(w)
+        sources.append(list(range(len(chosen))))
+    net.apply_widths(arch, sources)
+    return path, depth_weights
+
+
+@torch.no_grad()
+def supernet_accuracy(net: Supernet, arch: Architecture, train_batches, test_batches) -> float:
+    """Accuracy of ``arch`` inside the trained supernet, after re-estimating the batch-norm
+    statistics of its path on training batches (cumulative averages)."""
+    path, depth = supernet_path(net, arch)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    for images, _ in train_batches:
+        net(images.contiguous(memory_format=torch.channels_last), path=path, depth_weights=depth)
+    net.eval()
+    correct = seen = 0
+    for images, labels in test_batches:
+        logits = net(
+            images.contiguous(memory_format=torch.channels_last), path=path, depth_weights=depth
+        )
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+    return correct / seen
+
+
+def load_supernet(run_dir: Path, space: SearchSpace) -> Supernet:
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["arch_betas"] = tuple(saved["arch_betas"])
+    config = SearchConfig(**saved)
+    net = Supernet(space, 10, config.in_channels, config.depth, config.op_weights)
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state["net"])
+    return net.to(memory_format=torch.channels_last)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lut", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--space", default="tfnas-small")
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--search-seeds", default="0,1,2,3,4")
+    parser.add_argument("--randoms", type=int, default=10)
+    parser.add_argument("--fraction", type=float, default=0.5)
+    parser.add_argument("--search-images", type=int, default=4000)
+    parser.add_argument("--search-epochs", type=int, default=4)
+    parser.add_argument("--train-images", type=int, default=60000)
+    parser.add_argument("--train-epochs", type=int, default=4)
+    parser.add_argument("--train-lr", type=float, default=0.1)
+    parser.add_argument("--bn-batches", type=int, default=20)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    out = Path(args.out)
+    space = load_space(args.space)
+    table = load_table(args.lut, space)
+    target = target_at_fraction(space, table, args.fraction)
+
+    def retrain(name: str, **settings: Any) -> dict[str, Any]:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        config = budget_config(args, 0, **settings)
+        config.train["lr"] = args.train_lr
+        s = run_pipeline(config, out / name, log=lambda _: None)
+        keys = ("predicted_ms", "measured_ms", "top1")
+        return {"name": name, "architecture": s["architecture"]} | {k: s[k] for k in keys}
+
+    def fixed(name: str, arch: Architecture) -> dict[str, Any]:
+        path = out / "archs" / f"{name}.json"
+        if not path.exists():
+            arch.save(path)
+        return retrain(name, arch=str(path))
+
+    searched = []
+    for seed in (int(s) for s in args.search_seeds.split(",")):
+        search = {"epochs": args.search_epochs, "warmup_epochs": 1, "limit": args.search_images}
+        run = retrain(f"searched-seed{seed}", target_fraction=args.fraction, search=search)
+        searched.append(run)
+    randoms, random_archs, rejected, draw = [], [], 0, 0
+    while len(randoms) < args.randoms:
+        arch = scaled_to(space, table, target, random_architecture(space, 10_000 + draw))
+        draw += 1
+        if arch is None:
+            rejected += 1
+            continue
+        random_archs.append(arch)
+        randoms.append(fixed(f"random{len(randoms)}", arch))
+    mbv2 = scaled_to(space, table, target, uniform_architecture(space, OpSpec(3, 6, False)))
+    mobilenet = fixed("mobilenetv2-style", mbv2) if mbv2 is not None else None
+
+    # ranking quality of the first search's supernet
+    net = load_supernet(out / f"searched-seed{args.search_seeds.split(',')[0]}" / "search", space)
+    train = open_dataset(args.data, "train", image_size=space.input_size, channels=net.in_channels)
+    test = open_dataset(args.data, "test", image_size=space.input_size, channels=net.in_channels)
+    train_batches = list(Batches(train, 64).epoch(7))[: args.bn_batches]
+    test_batches = list(Batches(test, 500, shuffle=False, drop_last=False).epoch(0))
+    in_supernet = [supernet_accuracy(net, a, train_batches, test_batches) for a in random_archs]
+    for run, acc in zip(randoms, in_supernet, strict=True):
+        run["supernet_path_top1"] = acc
+    tau, tau_p = stats.kendalltau(in_supernet, [r["top1"] for r in randoms])
+
+    s_top1 = [r["top1"] for r in searched]
+    r_top1 = [r["top1"] for r in randoms]
+    welch = stats.ttest_ind(s_top1, r_top1, equal_var=False)
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "target_ms": target,
+        "searched": {"top1": interval(s_top1), "runs": searched},
+        "random": {"top1": interval(r_top1), "runs": randoms, "rejected_draws": rejected},
+        "mobilenetv2_style": mobilenet,
+        "searched_minus_random_mean_pct": 100
+        * (statistics.fmean(s_top1) - statistics.fmean(r_top1)),
+        "welch_t": float(welch.statistic),
+        "welch_p_two_sided": float(welch.pvalue),
+        "searched_rank_among_random": [1 + sum(r > s for r in r_top1) for s in s_top1],
+        "kendall_tau_supernet_vs_retrained": float(tau),
+        "kendall_tau_p": float(tau_p),
+        "seconds": time.perf_counter() - started,
+    }
+    atomic_write_json(out / "search_vs_random.json", result)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

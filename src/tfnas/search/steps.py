@@ -1,0 +1,171 @@
+"""The search's two steps as free functions, and the small objects they are made of.
+
+:func:`weight_step` trains the supernet's weights on one batch along one or more sampled paths;
+:func:`arch_step` trains the architecture parameters on one batch through the soft mixture of
+all ops under the latency penalty. Neither reads data files, writes a run directory or reads
+a value back to the host: they return their statistics as (detached) tensors, so a loop can
+sum them on the device and read them once per log interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from ..nn.supernet import Path, Supernet
+from .sampling import gumbel_softmax
+
+GradReducer = Callable[[list[torch.Tensor]], None]
+
+
+@dataclass(frozen=True)
+class LatencyPenalty:
+    """``lambda * |LAT / T - 1|`` (METHOD.md section 1): zero exactly on the target."""
+
+    target_ms: float
+    weight: float = 0.1
+
+    def relative_error(self, expected_ms: torch.Tensor) -> torch.Tensor:
+        return (expected_ms / self.target_ms - 1).abs()
+
+    def __call__(self, expected_ms: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.relative_error(expected_ms)
+
+
+@dataclass(frozen=True)
+class TemperatureSchedule:
+    """Gumbel-softmax temperature: ``start`` through the warm-up, then multiplied by ``decay``
+    after every search epoch."""
+
+    start: float
+    decay: float
+    warmup_epochs: int = 0
+
+    @classmethod
+    def spanning(
+        cls, start: float, end: float, search_epochs: int, warmup_epochs: int = 0
+    ) -> TemperatureSchedule:
+        """The schedule that falls from ``start`` to ``end`` over ``search_epochs``."""
+        return cls(start, (end / start) ** (1 / max(1, search_epochs)), warmup_epochs)
+
+    def at(self, epoch: int) -> float:
+        """The temperature used during ``epoch`` (0-based)."""
+        return self.start * self.decay ** max(0, epoch - self.warmup_epochs)
+
+
+@dataclass
+class StepStats:
+    """Sums over the batches of one or more steps, kept as device tensors until read."""
+
+    loss: torch.Tensor | float = 0.0  # loss summed over images
+    correct: torch.Tensor | float = 0.0  # correct predictions of the first path
+    seen: int = 0
+    steps: int = 0
+
+    def add(self, other: StepStats) -> StepStats:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def as_floats(self) -> dict[str, float]:
+        """Read the sums back to the host (one synchronisation)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass
+class ArchStepStats(StepStats):
+    ce: torch.Tensor | float = 0.0  # cross-entropy summed over images
+    latency_loss: torch.Tensor | float = 0.0  # relative latency error summed over steps
+
+
+def weight_step(
+    net: Supernet,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    paths: Sequence[Path],
+    grad_clip: float | None = 5.0,
+    reduce_grads: GradReducer | None = None,
+    depth_weights: Sequence[torch.Tensor] | None = None,
+) -> StepStats:
+    """One SGD step on the summed cross-entropy of ``paths`` (bi-sampling: two paths, one
+    backward). ``reduce_grads`` averages gradients across processes under torchrun;
+    ``depth_weights`` replace the supernet's own (a fixed depth, say)."""
+    net.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = images.new_zeros(())
+    correct = None
+    for path in paths:
+        logits = net(images, path=path, depth_weights=depth_weights)
+        loss = loss + F.cross_entropy(logits, labels)
+        if correct is None:
+            correct = (logits.detach().argmax(1) == labels).sum()
+    loss.backward()
+    params = [p for p in net.weight_parameters() if p.grad is not None]
+    if reduce_grads is not None:
+        reduce_grads([p.grad for p in params])
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    n = len(labels)
+    return StepStats(loss.detach() / len(paths) * n, correct, n, 1)
+
+
+def arch_step(
+    net: Supernet,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    table,
+    penalty: LatencyPenalty,
+    tau: float,
+    generator: torch.Generator,
+    grad_clip: float | None = 5.0,
+    reduce_grads: GradReducer | None = None,
+) -> ArchStepStats:
+    """One step of the architecture parameters: every block's ops mixed with soft
+    Gumbel-softmax weights at temperature ``tau``, loss = CE + latency penalty."""
+    op_weights = [
+        [gumbel_softmax(net.alpha(s, b), tau, generator) for b in range(len(stage))]
+        for s, stage in enumerate(net.stages)
+    ]
+    depth_weights = net.depth_weights()
+    optimizer.zero_grad(set_to_none=True)
+    weights = net.weight_parameters()
+    # With the weights frozen, autograd skips their gradients, which halves the cost of this
+    # (all-ops) step.
+    for p in weights:
+        p.requires_grad_(False)
+    try:
+        logits = net(images, op_weights=op_weights, depth_weights=depth_weights)
+        ce = F.cross_entropy(logits, labels)
+        expected = net.expected_latency(table, op_weights, depth_weights)
+        latency_loss = penalty.relative_error(expected)
+        loss = ce + penalty.weight * latency_loss
+        loss.backward()
+    finally:
+        for p in weights:
+            p.requires_grad_(True)
+    params = [p for p in net.arch_parameters() if p.grad is not None]
+    if reduce_grads is not None:
+        reduce_grads([p.grad for p in params])
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    net.renormalise_alphas()
+    n = len(labels)
+    correct = (logits.detach().argmax(1) == labels).sum()
+    return ArchStepStats(loss.detach() * n, correct, n, 1, ce.detach() * n, latency_loss.detach())
+
+
+def cosine_lr(base: float, epoch: float, epochs: float, warmup: float = 0.0) -> float:
+    """Linear warm-up over ``warmup`` epochs, then cosine decay to zero at ``epochs``
+    (fractional epochs: the schedule can move every step)."""
+    if warmup > 0 and epoch < warmup:
+        return base * (epoch + 1e-3) / warmup
+    span = max(1e-9, epochs - warmup)
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (epoch - warmup) / span)))
