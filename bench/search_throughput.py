@@ -3,6 +3,7 @@ and the time of one search epoch.
 
 Usage: python bench/search_throughput.py --lut LUT.json [--images 10000] [--batch-size 64]
        [--steps 10] [--threads N] [--no-epoch] [--no-channels-last]
+       [--op-weights shared|separate]
 
 Times ``steps`` bi-sampling weight steps (two paths, one backward, one SGD step) and
 ``steps`` architecture steps (soft mixture over all ops, latency loss, Adam step) of the real
@@ -23,6 +24,7 @@ import time
 import torch
 
 from tfnas.latency.table import latency_range, load_table
+from tfnas.nn.supernet import OP_WEIGHTS
 from tfnas.search.sampling import sample_paths
 from tfnas.search.searcher import SearchConfig, Searcher
 from tfnas.search.steps import arch_step, weight_step
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument(
         "--no-channels-last", action="store_true", help="NCHW activations (the old layout)"
     )
+    parser.add_argument("--op-weights", default=SearchConfig.op_weights, choices=OP_WEIGHTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,6 +59,7 @@ def main() -> None:
         warmup_epochs=1,
         batch_size=args.batch_size,
         channels_last=not args.no_channels_last,
+        op_weights=args.op_weights,
     )
     with tempfile.TemporaryDirectory() as run_dir:
         searcher = Searcher(config, run_dir, progress=False)
@@ -98,6 +102,7 @@ def main() -> None:
             "space": space.name,
             "batch_size": args.batch_size,
             "channels_last": not args.no_channels_last,
+            "op_weights": args.op_weights,
             "threads": torch.get_num_threads(),
             "weight_step": {
                 "median_seconds": weight_s,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
@@ -245,15 +246,15 @@ def main() -> None:
             r = run_variant(name, args, train_batches, held_out, seed)
             r.pop("weights")
             results.append(r)
-            print(json.dumps(r), flush=True)
+            print(json.dumps(r), file=sys.stderr, flush=True)
     summary = {}
     for name in names:
         rows = [r for r in results if r["variant"] == name]
         summary[name] = {
             "final_train_acc": statistics.mean(r["train_acc_by_fifth"][-1] for r in rows),
-            "random_path_held_out_acc": statistics.mean(
-                r.get("random_path_held_out_acc", float("nan")) for r in rows
-            ),
+            "random_path_held_out_acc": statistics.mean(r["random_path_held_out_acc"] for r in rows)
+            if "random_path_held_out_acc" in rows[0]
+            else None,
             "fixed_path_held_out_acc": statistics.mean(r["fixed_path_held_out_acc"] for r in rows),
             "seconds": statistics.mean(r["seconds"] for r in rows),
         }

@@ -14,8 +14,8 @@ from .conftest import assert_user_error
 from .test_search import tiny_search_setup  # noqa: F401  (a fixture)
 
 SEARCH_FIGURES = {
-    "latency", "op_probabilities", "depth_probabilities", "architecture", "widths",
-    "search_curves",
+    "latency", "op_probabilities", "depth_probabilities", "op_decisions", "architecture",
+    "widths", "search_curves",
 }  # fmt: skip
 
 

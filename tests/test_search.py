@@ -158,8 +158,9 @@ def tiny_search_setup(tmp_path, monkeypatch):
 def test_search_meets_the_target_and_resumes_exactly(tiny_search_setup):
     tmp_path, space, table, config, _ = tiny_search_setup
     full = search(SearchConfig(**config), tmp_path / "full", progress=False)
-    # at or below the target, short of it by about one channel of this tiny space at most
-    assert config["target_ms"] * 0.97 <= full.predicted_ms <= config["target_ms"]
+    # at or below the target, short of it by about one width step of this tiny space at most
+    # (mid widths of 5 to 24 channels: one step moves the latency by a few per cent)
+    assert config["target_ms"] * 0.95 <= full.predicted_ms <= config["target_ms"]
     rows = [
         json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     ]

@@ -910,8 +910,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--arch-lr",
         type=float,
-        default=_search_default("arch_lr"),
-        help="Adam learning rate of the architecture parameters",
+        help="Adam learning rate of the architecture parameters (default: 7.5 / the number "
+        "of architecture steps, within 0.01-0.1)",
     )
     p.add_argument(
         "--arch-weight-decay",

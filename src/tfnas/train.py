@@ -11,7 +11,6 @@ are plain tensors and strings, loadable with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -37,9 +36,9 @@ from .distributed import (
     state_digest,
 )
 from .errors import TfnasError
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .loader import Batches, Shard
 from .nn.network import Network
+from .rundir import RunDir, save_state
 from .space import SearchSpace, load_space
 
 
@@ -125,11 +124,8 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         space = load_space(config.space) if config.space else None
         self.arch, self.space = load_architecture(config.arch, space)
-        if (self.run_dir / "last.pt").exists() and not resume:
-            raise TfnasError(
-                f"{self.run_dir}: holds a training run already; pass --resume to "
-                "continue it, or choose another --out."
-            )
+        self.rundir = RunDir(self.run_dir, "training run", "last.pt")
+        self.rundir.guard(asdict(config), resume)
         self.device, self.dist = process_device(config.device)
         self.progress = self.progress and self.dist.is_main
         channels = config.in_channels or self.space.input_channels
@@ -192,11 +188,10 @@ class Trainer:
         self.epoch = 0
         self.best_top1 = -1.0
         self.history: list[dict[str, Any]] = []
-        if resume and (self.run_dir / "last.pt").exists():
+        if resume:
             self._load()
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.run_dir / "config.json", asdict(config))
+            self.rundir.write_config(asdict(config))
 
     def _lr_factor(self, step: int) -> float:
         warmup = self.config.resolved_warmup() * self.steps_per_epoch
@@ -214,7 +209,6 @@ class Trainer:
             "model": self.net.state_dict(),
             "arch": self._arch_json(),
             "epoch": self.epoch,
-            "best_top1": self.best_top1,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -222,25 +216,19 @@ class Trainer:
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
-        _save_atomic(state, self.run_dir / "last.pt")
         if top1 >= self.best_top1:
             self.best_top1 = top1
             model = self.ema.module if self.ema is not None else self.net
-            _save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "arch": self._arch_json(),
-                    "epoch": self.epoch,
-                    "top1": top1,
-                },
-                self.run_dir / "best.pt",
-            )
-        atomic_write_text(
-            self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history)
-        )
+            best = {"model": model.state_dict(), "arch": self._arch_json(), "epoch": self.epoch}
+            save_state(best | {"top1": top1}, self.run_dir / "best.pt")
+        state["best_top1"] = self.best_top1
+        self.rundir.save(state, self.history)
 
     def _load(self) -> None:
-        state = torch.load(self.run_dir / "last.pt", map_location=self.device, weights_only=True)
+        loaded = self.rundir.load(self.device)
+        if loaded is None:
+            return
+        state, self.history = loaded
         saved_arch = architecture_from_dict(json.loads(state["arch"]))
         if saved_arch != self.arch:
             raise TfnasError(f"{self.run_dir}: was trained for another architecture.")
@@ -253,10 +241,6 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.epoch = int(state["epoch"])
         self.best_top1 = float(state["best_top1"])
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():
-            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-            self.history = [r for r in rows if r["epoch"] < self.epoch]
 
     # -- the loop -------------------------------------------------------------------------
     def _train_loader(self) -> Iterable:
@@ -359,12 +343,6 @@ class Trainer:
             bar.close()
         total_loss, correct, seen = all_sum([total_loss, correct, seen], self.device)
         return {"train_loss": total_loss / max(1, seen), "train_acc": correct / max(1, seen)}
-
-
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _tensorboard(run_dir: Path):

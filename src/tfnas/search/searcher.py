@@ -8,7 +8,6 @@ and resumed with ``resume=True`` ends with the same architecture as an uninterru
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -34,10 +33,10 @@ from ..distributed import (
     text_digest,
 )
 from ..errors import TfnasError
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..latency.table import LatencyTable, latency_range, load_table
 from ..loader import Batches, Shard
 from ..nn.supernet import DEPTH_MODES, OP_WEIGHTS, Supernet
+from ..rundir import RunDir
 from ..space import SearchSpace, load_space
 from .elastic import elastic_scale
 from .projection import project_to_target
@@ -74,18 +73,22 @@ class SearchConfig:
     limit: int | None = None  # use this many training images (split 80/20)
     arch_fraction: float = 0.2
     arch_every: int = 2  # one architecture step every this many weight steps
+    # the paper's 0.025 (cosine): at 200 steps it trained the shared-op supernet as well as
+    # 0.1 did, or slightly better (bench/supernet_learning.py, seeds 0 and 1)
     weight_lr: float = 0.025
     weight_lr_warmup_epochs: float = 0.0  # linear warm-up of the weight lr, then cosine
     weight_momentum: float = 0.9
     weight_decay: float = 1e-5
-    arch_lr: float = 0.01
+    arch_lr: float | None = None  # default: resolved_arch_lr()
     arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 5e-4
+    # 0, not the paper's 5e-4: on log-probability alphas (about -2) its L2 gradient is ten
+    # times the cross-entropy's and swamps Adam's normalisation (docs/search.md)
+    arch_weight_decay: float = 0.0
     grad_clip: float = 5.0
     tau_start: float = 5.0
     tau_end: float | None = None  # default: the paper's 5.0 x 0.96^80, reached at the end
     sampling: str = "gumbel-random"
-    op_weights: str = "separate"
+    op_weights: str = "shared"
     depth: str = "sink"
     width: str = "elastic"
     in_channels: int | None = None
@@ -98,6 +101,19 @@ class SearchConfig:
         if self.warmup_epochs is not None:
             return self.warmup_epochs
         return max(1, round(self.epochs / 9)) if self.epochs > 1 else 0
+
+    def resolved_arch_lr(self, arch_steps: int) -> float:
+        """The architecture learning rate: as given, else 7.5 / the number of architecture
+        steps of the search, within the paper's 0.01 and 0.1.
+
+        Per step the alphas' gradient is mostly batch noise (mean / standard deviation about
+        0.3 per element, measured), so how far the op distribution moves grows with
+        lr x steps: a short search needs a larger rate to decide anything (75 steps: entropy
+        0.99 of uniform at 0.01, 0.62 at 0.1), a long one the paper's 0.01.
+        """
+        if self.arch_lr is not None:
+            return self.arch_lr
+        return min(0.1, max(0.01, 7.5 / max(1, arch_steps)))
 
     def temperature(self) -> TemperatureSchedule:
         """tau from its start to its end over the search epochs."""
@@ -129,6 +145,8 @@ class SearchConfig:
             raise bad(f"--width must be one of {', '.join(WIDTH_MODES)}.")
         if self.batch_size < 1 or self.arch_every < 1:
             raise bad("--batch-size and --arch-every must be at least 1.")
+        if self.weight_lr <= 0 or (self.arch_lr is not None and self.arch_lr <= 0):
+            raise bad("--weight-lr and --arch-lr must be positive.")
         if self.lambda_lat < 0:
             raise bad(f"--lambda-lat must not be negative, got {self.lambda_lat}.")
 
@@ -181,7 +199,8 @@ class Searcher:
         self.range_ms = check_target(self.space, self.table, config.target_ms)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_step = on_step
-        self._prepare_run_dir(resume)
+        self.rundir = RunDir(self.run_dir, "search", CHECKPOINT)
+        self.rundir.guard(config.to_dict(), resume)
         self.weights, self.arch_data = split_for_search(
             config.data,
             image_size=self.space.input_size,
@@ -212,21 +231,6 @@ class Searcher:
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
         self.net.to(memory_format=self.memory_format)
-        self.weight_opt = torch.optim.SGD(
-            self.net.weight_parameters(),
-            lr=config.weight_lr,
-            momentum=config.weight_momentum,
-            weight_decay=config.weight_decay,
-        )
-        self.arch_opt = torch.optim.Adam(
-            self.net.arch_parameters(),
-            lr=config.arch_lr,
-            betas=config.arch_betas,
-            weight_decay=config.arch_weight_decay,
-        )
-        self.sampler = torch.Generator().manual_seed(config.seed + 1)
-        self.schedule = config.temperature()
-        self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat)
         shard = Shard(self.dist.rank, self.dist.world_size)
         # In-memory images are prepared once, on the search's device; batches drawn there.
         self.weight_batches, self.arch_batches = (
@@ -235,36 +239,37 @@ class Searcher:
             )
             for part in (self.weights, self.arch_data)
         )
+        steps = len(self.weight_batches.epoch(0))
+        searching = config.epochs - config.resolved_warmup()
+        self.arch_lr = config.resolved_arch_lr(searching * (steps // config.arch_every))
+        self.weight_opt = torch.optim.SGD(
+            self.net.weight_parameters(),
+            lr=config.weight_lr,
+            momentum=config.weight_momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.arch_opt = torch.optim.Adam(
+            self.net.arch_parameters(),
+            lr=self.arch_lr,
+            betas=config.arch_betas,
+            weight_decay=config.arch_weight_decay,
+        )
+        self.sampler = torch.Generator().manual_seed(config.seed + 1)
+        self.schedule = config.temperature()
+        self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat)
         self.epoch = 0
         self.current: Architecture | None = None  # the latest derived architecture
         self.history: list[dict[str, Any]] = []
-        if resume and (self.run_dir / CHECKPOINT).exists():
+        if resume:
             self._load_checkpoint()
         # Written only once everything above has succeeded: a search that could not start
         # leaves no run directory behind to block the next attempt.
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
+            self.rundir.write_config(self.config.to_dict())
 
     # -- run directory ------------------------------------------------------------------------
     def _on_device(self, images: torch.Tensor) -> torch.Tensor:
         return images.to(self.device, memory_format=self.memory_format)
-
-    def _prepare_run_dir(self, resume: bool) -> None:
-        config_path = self.run_dir / "config.json"
-        if (self.run_dir / CHECKPOINT).exists() or config_path.exists():
-            if not resume:
-                raise TfnasError(
-                    f"{self.run_dir}: holds a search already; pass --resume to continue it, or "
-                    "choose another --out."
-                )
-            saved = json.loads(config_path.read_text()) if config_path.exists() else None
-            if saved is not None and saved != self.config.to_dict():
-                changed = sorted(k for k in saved if saved.get(k) != self.config.to_dict().get(k))
-                raise TfnasError(
-                    f"{self.run_dir}: was started with other settings ({', '.join(changed)}); "
-                    "resume it with the same ones."
-                )
 
     def _save_checkpoint(self) -> None:
         state = {
@@ -278,14 +283,13 @@ class Searcher:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(self.run_dir / CHECKPOINT, buffer.getvalue())
-        lines = "".join(json.dumps(row) + "\n" for row in self.history)
-        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+        self.rundir.save(state, self.history)
 
     def _load_checkpoint(self) -> None:
-        state = torch.load(self.run_dir / CHECKPOINT, map_location=self.device, weights_only=True)
+        loaded = self.rundir.load(self.device)
+        if loaded is None:
+            return
+        state, self.history = loaded
         self.net.load_state_dict(state["net"])
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.arch_opt.load_state_dict(state["arch_opt"])
@@ -296,10 +300,6 @@ class Searcher:
         self.epoch = int(state["epoch"])
         if state.get("current"):
             self.current = architecture_from_dict(json.loads(state["current"]))
-        metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():
-            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-            self.history = [r for r in rows if r["epoch"] < self.epoch]
         log.info("resuming %s at epoch %d", self.run_dir, self.epoch + 1)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -408,6 +408,7 @@ class Searcher:
             "epoch": epoch,
             "phase": "search" if searching else "warmup",
             "lr": self._weight_lr(epoch),
+            "arch_lr": self.arch_lr,
             "weight_loss": w["loss"] / max(1, w["seen"]),
             "weight_acc": w["correct"] / max(1, w["seen"]),
             "seconds": seconds,

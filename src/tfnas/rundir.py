@@ -1,0 +1,88 @@
+"""One run directory for search and training: the guard, checkpoints, metrics and resume.
+
+A run directory holds ``config.json`` (every setting that decides the result),
+``metrics.jsonl`` (one row per finished epoch) and a checkpoint. Both the search and the
+retraining use it the same way:
+
+- :meth:`RunDir.guard` before any work: a directory that holds a run already is refused
+  unless resuming, and a resume with other settings is refused, naming them;
+- :meth:`RunDir.save` after every epoch: the checkpoint (``torch.save``, loadable with
+  ``weights_only=True``) and the metrics, each written atomically, so a kill at any moment
+  leaves the previous epoch's state intact;
+- :meth:`RunDir.load` on resume: the checkpoint and the metrics rows of the epochs it holds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import TfnasError
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+class RunDir:
+    """The folder of one run of ``kind`` ("search", "training run") with its checkpoint."""
+
+    def __init__(self, path: str | Path, kind: str, checkpoint: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.checkpoint = self.path / checkpoint
+        self.config_file = self.path / "config.json"
+        self.metrics_file = self.path / "metrics.jsonl"
+
+    def guard(self, config: dict[str, Any], resume: bool) -> None:
+        """Refuse to start over an existing run, or to resume one with other settings."""
+        if not (self.checkpoint.exists() or self.config_file.exists()):
+            return
+        config = json.loads(json.dumps(config))  # tuples as lists, as saved
+        if not resume:
+            raise TfnasError(
+                f"{self.path}: holds a {self.kind} already; pass --resume to continue it, or "
+                "choose another --out."
+            )
+        if self.config_file.exists():
+            saved = json.loads(self.config_file.read_text())
+            changed = sorted(
+                k for k in saved.keys() | config.keys() if saved.get(k) != config.get(k)
+            )
+            if changed:
+                raise TfnasError(
+                    f"{self.path}: was started with other settings ({', '.join(changed)}); "
+                    "resume it with the same ones."
+                )
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config_file, config)
+
+    def save(
+        self, state: dict[str, Any], history: list[dict[str, Any]], path: Path | None = None
+    ) -> None:
+        """Write ``state`` to the checkpoint (or ``path``) and ``history`` as the metrics."""
+        save_state(state, path or self.checkpoint)
+        atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in history))
+
+    def load(
+        self, device: torch.device | str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The checkpoint and the metrics rows of the epochs it holds; None without one."""
+        if not self.checkpoint.exists():
+            return None
+        state = torch.load(self.checkpoint, map_location=device, weights_only=True)
+        epoch = int(state["epoch"])
+        rows = []
+        if self.metrics_file.exists():
+            lines = self.metrics_file.read_text().splitlines()
+            rows = [r for r in (json.loads(x) for x in lines if x.strip()) if r["epoch"] < epoch]
+        return state, rows
+
+
+def save_state(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to memory, then one atomic write."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

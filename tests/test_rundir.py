@@ -1,0 +1,28 @@
+"""The run directory that search and training share."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tfnas.errors import TfnasError
+from tfnas.rundir import RunDir
+
+
+def test_guard_save_and_load(tmp_path):
+    run = RunDir(tmp_path / "run", "search", "checkpoint.pt")
+    config = {"epochs": 3, "betas": (0.5, 0.999)}
+    run.guard(config, resume=False)  # nothing there yet
+    run.write_config(config)
+    with pytest.raises(TfnasError, match="holds a search already"):
+        run.guard(config, resume=False)
+    run.guard(config, resume=True)  # the same settings (tuples saved as lists) resume
+    with pytest.raises(TfnasError, match=r"other settings \(epochs, seed\)"):
+        run.guard({**config, "epochs": 4, "seed": 1}, resume=True)
+    assert run.load("cpu") is None
+    history = [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
+    run.save({"epoch": 1, "w": torch.ones(2)}, history)
+    state, rows = run.load("cpu")
+    assert torch.equal(state["w"], torch.ones(2))
+    assert rows == history[:1]  # rows of epochs the checkpoint holds only
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # nothing half-written left behind
