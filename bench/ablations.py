@@ -1,12 +1,13 @@
 """Ablations of the three freedoms on Fashion-MNIST: same data, budget, target and seeds.
 
 Usage: python bench/ablations.py --lut LUT.json --out DIR [--seeds 0,1]
-       [--variants default,gumbel,gumbel-gumbel,gumbel-max,skip-op,fixed-depth,fixed-width]
+       [--variants default,separate-ops,gumbel,gumbel-gumbel,gumbel-max,skip-op,fixed-depth,
+       fixed-width]
        [--fraction 0.5] [--search-images 4000] [--search-epochs 4] [--train-images 10000]
        [--train-epochs 2]
 
-Each variant changes one freedom of the default search (gumbel-random sampling, sink-connected
-depth, elastic widths) and runs as a full `tfnas pipeline` (search, retrain the derived
+Each variant changes one thing of the default search (shared op weights, gumbel-random
+sampling, sink-connected depth, elastic widths) and runs as a full `tfnas pipeline` (search, retrain the derived
 network, evaluate on the 10,000 test images, profile) in DIR/VARIANT-seedS, so a killed
 bench resumes. Per variant it reports, as mean and spread over the seeds: the searched
 network's predicted and measured latency against the target, the supernet's accuracy on the
@@ -27,6 +28,7 @@ from tfnas.pipeline import PipelineConfig, run_pipeline
 
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
+    "separate-ops": {"op_weights": "separate"},
     "gumbel": {"sampling": "gumbel"},
     "gumbel-gumbel": {"sampling": "gumbel-gumbel"},
     "gumbel-max": {"sampling": "gumbel-max"},

@@ -12,7 +12,8 @@ At the target ``--fraction`` of the table's feasible range (the demo's: the midd
   its width bounds is replaced by the next, and counted);
 - mobilenetv2-style: every block k3 e6 without SE at full depth, scaled the same way.
 
-Every network is retrained with one identical recipe (``--train-*``; seed 0), evaluated on
+Every network is retrained with one identical recipe (``--train-*``; the seed of the k-th
+network of each group is k, a searched network's its search seed), evaluated on
 the 10,000 test images and profiled, each as one resumable ``tfnas pipeline`` run under DIR,
 so a killed bench resumes. Reported: every network; mean and 95% interval (Student t) per
 group; Welch's t-test searched vs random; the rank of each searched network among the random
@@ -138,24 +139,24 @@ def main() -> None:
     table = load_table(args.lut, space)
     target = target_at_fraction(space, table, args.fraction)
 
-    def retrain(name: str, **settings: Any) -> dict[str, Any]:
+    def retrain(name: str, seed: int, **settings: Any) -> dict[str, Any]:
         print(f"== {name}", file=sys.stderr, flush=True)
-        config = budget_config(args, 0, **settings)
+        config = budget_config(args, seed, **settings)
         config.train["lr"] = args.train_lr
         s = run_pipeline(config, out / name, log=lambda _: None)
         keys = ("predicted_ms", "measured_ms", "top1")
         return {"name": name, "architecture": s["architecture"]} | {k: s[k] for k in keys}
 
-    def fixed(name: str, arch: Architecture) -> dict[str, Any]:
+    def fixed(name: str, arch: Architecture, seed: int) -> dict[str, Any]:
         path = out / "archs" / f"{name}.json"
         if not path.exists():
             arch.save(path)
-        return retrain(name, arch=str(path))
+        return retrain(name, seed, arch=str(path))
 
     searched = []
     for seed in (int(s) for s in args.search_seeds.split(",")):
         search = {"epochs": args.search_epochs, "warmup_epochs": 1, "limit": args.search_images}
-        run = retrain(f"searched-seed{seed}", target_fraction=args.fraction, search=search)
+        run = retrain(f"searched-seed{seed}", seed, target_fraction=args.fraction, search=search)
         searched.append(run)
     randoms, random_archs, rejected, draw = [], [], 0, 0
     while len(randoms) < args.randoms:
@@ -165,9 +166,9 @@ def main() -> None:
             rejected += 1
             continue
         random_archs.append(arch)
-        randoms.append(fixed(f"random{len(randoms)}", arch))
+        randoms.append(fixed(f"random{len(randoms)}", arch, len(randoms)))
     mbv2 = scaled_to(space, table, target, uniform_architecture(space, OpSpec(3, 6, False)))
-    mobilenet = fixed("mobilenetv2-style", mbv2) if mbv2 is not None else None
+    mobilenet = fixed("mobilenetv2-style", mbv2, 0) if mbv2 is not None else None
 
     # ranking quality of the first search's supernet
     net = load_supernet(out / f"searched-seed{args.search_seeds.split(',')[0]}" / "search", space)

@@ -138,3 +138,24 @@ def test_temperature_schedule_and_learning_rate():
     assert cosine_lr(0.1, 10, 10) == pytest.approx(0.0, abs=1e-12)
     assert cosine_lr(0.1, 0.5, 10, warmup=1) == pytest.approx(0.05, rel=0.01)
     assert cosine_lr(0.1, 1, 10, warmup=1) == pytest.approx(0.1)
+
+
+def test_shared_ops_with_and_without_expansion():
+    """A space whose ops include expansion 1 (no expand conv) shares the rest of the bank."""
+    space = parse_space(TINY_SPACE.replace("expansion: [2]", "expansion: [1, 2]"), "mixed.yaml")
+    torch.manual_seed(0)
+    net = Supernet(space, op_weights="shared")
+    g = torch.Generator().manual_seed(1)
+    for alpha in net.alphas:
+        alpha.data.normal_(generator=g)
+    for beta in net.betas:
+        beta.data.normal_(generator=g)
+    arch, sources = net.derive()
+    path, depth = net.derived_path()
+    standalone = net.extract(arch, sources).eval()
+    net.eval()
+    x = torch.randn(3, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, path=path, depth_weights=depth), standalone(x))
+    labels = {spec.op.label for spec in net.stages[0][0].specs}
+    assert {"k3_e1", "k5_e2_se"} <= labels

@@ -217,8 +217,8 @@ class MBConv(nn.Module):
         """A standalone copy holding only the ``active`` mid channels, weights included."""
         index = torch.as_tensor(sorted(int(i) for i in active), dtype=torch.long)
         w = self.conv_weights()
-        index = index.to(w.depthwise.device)
-        block = MBConv(self.spec, len(index)).to(w.depthwise.device)
+        index = index.to(w.depthwise.device)  # selects on the supernet's device
+        block = MBConv(self.spec, len(index))  # built on the CPU, as a Network is
         if w.expand is not None:
             _copy_conv_bn(block.expand, w.expand, self.expand, out_index=index)
         _copy_conv_bn(block.depthwise, w.depthwise, self.depthwise, out_index=index)
@@ -256,18 +256,18 @@ class KernelBank(nn.Module):
         super().__init__()
         first = specs[0]
         if any(
-            (s.in_channels, s.out_channels, s.stride, s.has_expand)
-            != (first.in_channels, first.out_channels, first.stride, first.has_expand)
+            (s.in_channels, s.out_channels, s.stride)
+            != (first.in_channels, first.out_channels, first.stride)
             for s in specs
         ):
-            raise ValueError("ops that share weights must agree on channels, stride, expansion")
-        self.kernel = max(s.kernel for s in specs)
-        if any((self.kernel - s.kernel) % 2 for s in specs):
-            raise ValueError("shared kernels must all be odd or all even")
+            raise ValueError("ops that share weights must agree on channels and stride")
+        self.kernel = max(s.kernel for s in specs)  # kernels are odd: centres line up
         widest = max(s.max_width for s in specs)
         se_channels = max(s.se_channels for s in specs)
-        # The largest op's own layers give the bank PyTorch's default initialisation.
-        largest = MBConv(replace(first, kernel=self.kernel, se_channels=se_channels), widest)
+        # The largest op's own layers give the bank PyTorch's default initialisation (with
+        # an expand conv when any op has one; an op without expansion reads none).
+        expanding = max(specs, key=lambda s: s.has_expand)
+        largest = MBConv(replace(expanding, kernel=self.kernel, se_channels=se_channels), widest)
         w = largest.conv_weights()
         self.expand = nn.Parameter(w.expand.detach().clone()) if w.expand is not None else None
         self.depthwise = nn.Parameter(w.depthwise.detach().clone())
@@ -282,7 +282,7 @@ class KernelBank(nn.Module):
         m, k, se = spec.max_width, spec.kernel, spec.se_channels
         at = (self.kernel - k) // 2
         return BlockWeights(
-            expand=self.expand[:m] if self.expand is not None else None,
+            expand=self.expand[:m] if spec.has_expand else None,
             depthwise=self.depthwise[:m, :, at : at + k, at : at + k],
             se=(
                 self.se[0][:se, :m],
@@ -344,6 +344,9 @@ def _conv_bn_act(
     else:
         mean = bn.running_mean.index_select(0, out_index)
         var = bn.running_var.index_select(0, out_index)
+        momentum = bn.momentum
+        if momentum is None and training:  # a cumulative average, as nn.BatchNorm2d keeps it
+            momentum = 1.0 / (float(bn.num_batches_tracked) + 1)
         h = F.batch_norm(
             h,
             mean,
@@ -351,7 +354,7 @@ def _conv_bn_act(
             bn.weight.index_select(0, out_index),
             bn.bias.index_select(0, out_index),
             training,
-            bn.momentum,
+            momentum or 0.0,
             bn.eps,
         )
         if training:

@@ -27,6 +27,7 @@ DEPTH_MODES = ("sink", "skip-op", "fixed")
 # How the candidate ops of one block hold their weights: each its own ("separate", as the
 # paper), or slices of one kernel bank ("shared": centre kernels, first channels).
 OP_WEIGHTS = ("shared", "separate")
+DEFAULT_OP_WEIGHTS = OP_WEIGHTS[0]
 
 Path = Sequence[Sequence[int]]  # per stage, per block: the index of the chosen op
 
@@ -35,7 +36,10 @@ class MixedOp(nn.Module):
     """The candidate ops of one block position (the last choice is 'skip' when allowed)."""
 
     def __init__(
-        self, specs: Sequence[BlockSpec], allow_skip: bool = False, op_weights: str = "separate"
+        self,
+        specs: Sequence[BlockSpec],
+        allow_skip: bool = False,
+        op_weights: str = DEFAULT_OP_WEIGHTS,
     ) -> None:
         super().__init__()
         if op_weights not in OP_WEIGHTS:
@@ -89,7 +93,7 @@ class Supernet(nn.Module):
         num_classes: int | None = None,
         in_channels: int | None = None,
         depth_mode: str = "sink",
-        op_weights: str = "separate",
+        op_weights: str = DEFAULT_OP_WEIGHTS,
     ) -> None:
         super().__init__()
         if depth_mode not in DEPTH_MODES:

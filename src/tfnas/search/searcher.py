@@ -35,7 +35,7 @@ from ..distributed import (
 from ..errors import TfnasError
 from ..latency.table import LatencyTable, latency_range, load_table
 from ..loader import Batches, Shard
-from ..nn.supernet import DEPTH_MODES, OP_WEIGHTS, Supernet
+from ..nn.supernet import DEFAULT_OP_WEIGHTS, DEPTH_MODES, OP_WEIGHTS, Supernet
 from ..rundir import RunDir
 from ..space import SearchSpace, load_space
 from .elastic import elastic_scale
@@ -88,7 +88,7 @@ class SearchConfig:
     tau_start: float = 5.0
     tau_end: float | None = None  # default: the paper's 5.0 x 0.96^80, reached at the end
     sampling: str = "gumbel-random"
-    op_weights: str = "shared"
+    op_weights: str = DEFAULT_OP_WEIGHTS
     depth: str = "sink"
     width: str = "elastic"
     in_channels: int | None = None
