@@ -70,6 +70,30 @@ def baselines(data: dict[str, Any]) -> str:
     return table(["method", "seeds", "test top-1", "measured ms"], rows)
 
 
+def search_vs_random(data: dict[str, Any]) -> str:
+    rows = []
+    groups = [("searched", data["searched"]["runs"]), ("random", data["random"]["runs"])]
+    if data.get("mobilenetv2_style"):
+        groups.append(("mobilenetv2-style", [data["mobilenetv2_style"]]))
+    for group, runs in groups:
+        for r in runs:
+            in_supernet = r.get("supernet_path_top1")
+            rows.append(
+                [
+                    group,
+                    r["name"],
+                    f"{r['top1'] * 100:.2f}%",
+                    f"{in_supernet * 100:.1f}%" if in_supernet is not None else "",
+                    f"{r['predicted_ms']:.4f}",
+                    f"{r['measured_ms']:.3f}",
+                    r["architecture"],
+                ]
+            )
+    header = ["group", "network", "test top-1", "as a supernet path", "predicted ms",
+              "measured ms", "architecture"]  # fmt: skip
+    return table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="bench/results")
@@ -79,6 +103,7 @@ def main() -> None:
         ("search_precision", precision),
         ("ablations", ablations),
         ("baselines", baselines),
+        ("search_vs_random", search_vs_random),
     ):
         path = results / f"{name}.json"
         if path.is_file() and path.stat().st_size:

@@ -219,8 +219,13 @@ class Trainer:
         if top1 >= self.best_top1:
             self.best_top1 = top1
             model = self.ema.module if self.ema is not None else self.net
-            best = {"model": model.state_dict(), "arch": self._arch_json(), "epoch": self.epoch}
-            save_state(best | {"top1": top1}, self.run_dir / "best.pt")
+            best = {
+                "model": model.state_dict(),
+                "arch": self._arch_json(),
+                "epoch": self.epoch,
+                "top1": top1,
+            }
+            save_state(best, self.run_dir / "best.pt")
         state["best_top1"] = self.best_top1
         self.rundir.save(state, self.history)
 
