@@ -9,10 +9,11 @@ Usage: python bench/ablations.py --lut LUT.json --out DIR [--seeds 0,1]
 Each variant changes one thing of the default search (shared op weights, gumbel-random
 sampling, sink-connected depth, elastic widths) and runs as a full `tfnas pipeline` (search,
 retrain the derived network, evaluate on the 10,000 test images, profile) in
-DIR/VARIANT-seedS, so a killed bench resumes. Per variant it reports, as mean and spread over the seeds: the searched
-network's predicted and measured latency against the target, the supernet's accuracy on the
-architecture split, the mean entropy of the operation distributions at the end of the search
-(lower: the op choice collapsed further), and the retrained test top-1. Prints JSON.
+DIR/VARIANT-seedS, so a killed bench resumes. Per variant it reports, as mean and spread over
+the seeds: the searched network's predicted and measured latency against the target, the
+supernet's accuracy on the architecture split, the mean entropy of the operation
+distributions at the end of the search (lower: the op choice collapsed further), and the
+retrained test top-1. Prints JSON.
 """
 
 from __future__ import annotations
