@@ -86,7 +86,7 @@ def search_vs_random(data: dict[str, Any]) -> str:
                     f"{in_supernet * 100:.1f}%" if in_supernet is not None else "",
                     f"{r['predicted_ms']:.4f}",
                     f"{r['measured_ms']:.3f}",
-                    r["architecture"],
+                    r["architecture"].replace("|", "\\|"),
                 ]
             )
     header = ["group", "network", "test top-1", "as a supernet path", "predicted ms",
