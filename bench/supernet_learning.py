@@ -86,21 +86,27 @@ def random_path(net: Supernet, generator: torch.Generator):
 
 
 @torch.no_grad()
-def path_accuracy(net: Supernet, path, depth, batches) -> float:
-    """Accuracy of one path with batch statistics (running statistics left alone)."""
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+def batch_stat_accuracy(model: torch.nn.Module, forward, batches) -> float:
+    """Accuracy of ``forward(images)`` with batch statistics and no dropout; the running
+    statistics are left alone (momentum 0 while scoring)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
     for m in norms:
         m.momentum = 0.0
-    net.train()
-    net.head.dropout.eval()
+    model.train()
+    model.head.dropout.eval()
     correct = seen = 0
     for images, labels in batches:
-        correct += int((net(images, path=path, depth_weights=depth).argmax(1) == labels).sum())
+        correct += int((forward(images).argmax(1) == labels).sum())
         seen += len(labels)
-    for m in norms:
-        m.momentum = 0.1
-    net.head.dropout.train()
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.head.dropout.train()
     return correct / seen
+
+
+def path_accuracy(net: Supernet, path, depth, batches) -> float:
+    return batch_stat_accuracy(net, lambda x: net(x, path=path, depth_weights=depth), batches)
 
 
 def run_variant(name: str, args, train_batches: Batches, held_out: list, seed: int) -> dict:
@@ -153,7 +159,7 @@ def run_variant(name: str, args, train_batches: Batches, held_out: list, seed: i
     seconds = time.perf_counter() - started
     out = {"variant": name, "seed": seed, "train_acc_by_fifth": curve, "seconds": seconds}
     if v.standalone:
-        out["fixed_path_held_out_acc"] = standalone_accuracy(model, held_out)
+        out["fixed_path_held_out_acc"] = batch_stat_accuracy(model, model, held_out)
         out["weights"] = model
     else:
         g = torch.Generator().manual_seed(12345)
@@ -191,22 +197,6 @@ def train_standalone(model, opt, images, labels) -> StepStats:
     opt.step()
     n = len(labels)
     return StepStats(loss.detach() * n, (logits.detach().argmax(1) == labels).sum(), n, 1)
-
-
-@torch.no_grad()
-def standalone_accuracy(model, batches) -> float:
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in norms:
-        m.momentum = 0.0
-    model.train()
-    model.head.dropout.eval()
-    correct = seen = 0
-    for images, labels in batches:
-        correct += int((model(images).argmax(1) == labels).sum())
-        seen += len(labels)
-    for m in norms:
-        m.momentum = 0.1
-    return correct / seen
 
 
 def main() -> None:

@@ -82,6 +82,22 @@ class ArchStepStats(StepStats):
     latency_loss: torch.Tensor | float = 0.0  # relative latency error summed over steps
 
 
+def _update(
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float | None,
+    reduce_grads: GradReducer | None,
+) -> None:
+    """Average gradients across processes (every process ran the same paths, so the same
+    parameters hold gradients), clip them, step."""
+    params = [p for p in params if p.grad is not None]
+    if reduce_grads is not None:
+        reduce_grads([p.grad for p in params])
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
 def weight_step(
     net: Supernet,
     optimizer: torch.optim.Optimizer,
@@ -105,12 +121,7 @@ def weight_step(
         if correct is None:
             correct = (logits.detach().argmax(1) == labels).sum()
     loss.backward()
-    params = [p for p in net.weight_parameters() if p.grad is not None]
-    if reduce_grads is not None:
-        reduce_grads([p.grad for p in params])
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    _update(net.weight_parameters(), optimizer, grad_clip, reduce_grads)
     n = len(labels)
     return StepStats(loss.detach() / len(paths) * n, correct, n, 1)
 
@@ -150,12 +161,7 @@ def arch_step(
     finally:
         for p in weights:
             p.requires_grad_(True)
-    params = [p for p in net.arch_parameters() if p.grad is not None]
-    if reduce_grads is not None:
-        reduce_grads([p.grad for p in params])
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    _update(net.arch_parameters(), optimizer, grad_clip, reduce_grads)
     net.renormalise_alphas()
     n = len(labels)
     correct = (logits.detach().argmax(1) == labels).sum()
