@@ -37,7 +37,7 @@ from tfnas.data import open_dataset
 from tfnas.loader import Batches
 from tfnas.nn.supernet import Supernet
 from tfnas.search.sampling import sample_paths
-from tfnas.search.steps import StepStats, cosine_lr, weight_step
+from tfnas.search.steps import StepStats, batch_stat_accuracy, cosine_lr, weight_step
 from tfnas.space import load_space
 
 
@@ -83,26 +83,6 @@ def random_path(net: Supernet, generator: torch.Generator):
         w[int(torch.randint(len(spec.depths), (1,), generator=generator))] = 1
         depth.append(w)
     return path, depth
-
-
-@torch.no_grad()
-def batch_stat_accuracy(model: torch.nn.Module, forward, batches) -> float:
-    """Accuracy of ``forward(images)`` with batch statistics and no dropout; the running
-    statistics are left alone (momentum 0 while scoring)."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.momentum = 0.0
-    model.train()
-    model.head.dropout.eval()
-    correct = seen = 0
-    for images, labels in batches:
-        correct += int((forward(images).argmax(1) == labels).sum())
-        seen += len(labels)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    model.head.dropout.train()
-    return correct / seen
 
 
 def path_accuracy(net: Supernet, path, depth, batches) -> float:

@@ -8,6 +8,7 @@ and resumed with ``resume=True`` ends with the same architecture as an uninterru
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ from .steps import (
     StepStats,
     TemperatureSchedule,
     arch_step,
+    batch_stat_accuracy,
     cosine_lr,
     weight_step,
 )
@@ -499,34 +501,18 @@ class Searcher:
 
     @torch.no_grad()
     def _derived_accuracy(self) -> float:
-        """Accuracy of the derived network's path on (part of) the architecture split.
-
-        Scored with batch statistics, as during training: a supernet's running statistics
-        mix every path that ran through each op and do not describe any one network. The
-        running statistics are left untouched (momentum 0) and dropout is off.
-        """
+        """Accuracy of the derived network's path on (part of) the architecture split, with
+        batch statistics (:func:`~tfnas.search.steps.batch_stat_accuracy`)."""
         net = self.net
         path, depth_weights = net.derived_path()
-        norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.momentum = 0.0
-        net.train()
-        net.head.dropout.eval()
-        correct = seen = 0
-        try:
-            batches = self.arch_batches.epoch(self._seed(-1), everywhere=True)
-            for i, (images, labels) in enumerate(batches):
-                images, labels = self._on_device(images), labels.to(self.device)
-                if self.config.eval_batches is not None and i >= self.config.eval_batches:
-                    break
-                logits = net(images, path=path, depth_weights=depth_weights)
-                correct += int((logits.argmax(1) == labels).sum())
-                seen += len(labels)
-        finally:
-            for m, momentum in zip(norms, momenta, strict=True):
-                m.momentum = momentum
-        return correct / max(1, seen)
+        batches = self.arch_batches.epoch(self._seed(-1), everywhere=True)
+        on_device = (
+            (self._on_device(images), labels.to(self.device))
+            for images, labels in itertools.islice(batches, self.config.eval_batches)
+        )
+        return batch_stat_accuracy(
+            net, lambda x: net(x, path=path, depth_weights=depth_weights), on_device
+        )
 
     def _report(self, row: dict[str, Any]) -> None:
         c = self.config

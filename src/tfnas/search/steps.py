@@ -10,7 +10,7 @@ sum them on the device and read them once per log interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -166,6 +166,39 @@ def arch_step(
     n = len(labels)
     correct = (logits.detach().argmax(1) == labels).sum()
     return ArchStepStats(loss.detach() * n, correct, n, 1, ce.detach() * n, latency_loss.detach())
+
+
+@torch.no_grad()
+def batch_stat_accuracy(
+    model: torch.nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> float:
+    """Accuracy of ``forward`` over ``batches`` with batch statistics and without dropout.
+
+    A supernet path is scored this way: the running statistics of a supernet mix every path
+    that ran through each op and describe no one network. They are left untouched (momentum
+    0 while scoring); ``model`` is left in training mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    for m in norms:
+        m.momentum = 0.0
+    model.train()
+    for m in dropouts:
+        m.eval()
+    correct = seen = 0
+    try:
+        for images, labels in batches:
+            correct += int((forward(images).argmax(1) == labels).sum())
+            seen += len(labels)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        for m in dropouts:
+            m.train()
+    return correct / max(1, seen)
 
 
 def cosine_lr(base: float, epoch: float, epochs: float, warmup: float = 0.0) -> float:
