@@ -11,6 +11,7 @@ are plain tensors and strings, loadable with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import sys
@@ -362,9 +363,15 @@ def train(
     config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
+    trainer = None
     try:
-        return Trainer(config, run_dir, resume, progress).run()
+        trainer = Trainer(config, run_dir, resume, progress)
+        return trainer.run()
     finally:
+        # Under torchrun, DistributedDataParallel's reducer goes before the process group
+        # does: torn down after it (at exit, by the garbage collector) it can abort.
+        del trainer
+        gc.collect()
         shutdown()
 
 
