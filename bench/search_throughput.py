@@ -3,13 +3,15 @@ and the time of one search epoch.
 
 Usage: python bench/search_throughput.py --lut LUT.json [--images 10000] [--batch-size 64]
        [--steps 10] [--threads N] [--no-epoch] [--no-channels-last]
-       [--op-weights shared|separate]
+       [--op-weights shared|separate] [--device cpu|cuda] [--precision auto|bf16|fp16|fp32]
+       [--data SOURCE] [--deterministic]
 
 Times ``steps`` bi-sampling weight steps (two paths, one backward, one SGD step) and
 ``steps`` architecture steps (soft mixture over all ops, latency loss, Adam step) of the real
 search code, quoting medians, then one whole search epoch (weight steps on 80% of
 ``images``, an architecture step every 2nd weight step, elasticity-scaling) unless
-``--no-epoch``, and the peak resident memory. Prints JSON.
+``--no-epoch``, and the peak resident memory (and on CUDA the peak GPU memory). On CUDA
+every timing ends with a synchronisation. Prints JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from tfnas.latency.table import latency_range, load_table
 from tfnas.nn.supernet import OP_WEIGHTS
+from tfnas.precision import PRECISIONS
 from tfnas.search.sampling import sample_paths
 from tfnas.search.searcher import SearchConfig, Searcher
 from tfnas.search.steps import arch_step, weight_step
@@ -44,6 +47,10 @@ def main() -> None:
         "--no-channels-last", action="store_true", help="NCHW activations (the old layout)"
     )
     parser.add_argument("--op-weights", default=SearchConfig.op_weights, choices=OP_WEIGHTS)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default=SearchConfig.precision, choices=PRECISIONS)
+    parser.add_argument("--data", default=SearchConfig.data)
+    parser.add_argument("--deterministic", action="store_true", help="bit-exact CUDA kernels")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,6 +67,10 @@ def main() -> None:
         batch_size=args.batch_size,
         channels_last=not args.no_channels_last,
         op_weights=args.op_weights,
+        device=args.device,
+        precision=args.precision,
+        data=args.data,
+        deterministic=args.deterministic,
     )
     with tempfile.TemporaryDirectory() as run_dir:
         searcher = Searcher(config, run_dir, progress=False)
@@ -69,11 +80,22 @@ def main() -> None:
         arch_images, arch_labels = next(iter(searcher.arch_batches.epoch(1)))
         images = searcher._on_device(images)
         arch_images = searcher._on_device(arch_images)
-        alphas = [[net.alpha(s, b) for b in range(len(st))] for s, st in enumerate(net.stages)]
+        labels, arch_labels = labels.to(searcher.device), arch_labels.to(searcher.device)
+        host = net.host_state()
+        cuda = searcher.device.type == "cuda"
 
         def one_weight_step() -> None:
-            paths = sample_paths(alphas, "gumbel-random", searcher.sampler)
-            weight_step(net, searcher.weight_opt, images, labels, paths)
+            paths = sample_paths(host.alphas, "gumbel-random", searcher.sampler)
+            weight_step(
+                net,
+                searcher.weight_opt,
+                images,
+                labels,
+                paths,
+                depth_weights=host.depth_weights,
+                precision=searcher.precision,
+                scaler=searcher.weight_scaler,
+            )
 
         def one_arch_step() -> None:
             arch_step(
@@ -85,14 +107,20 @@ def main() -> None:
                 searcher.penalty,
                 searcher.tau,
                 searcher.sampler,
+                precision=searcher.precision,
+                scaler=searcher.arch_scaler,
             )
 
         def timed(fn) -> list[float]:
             fn()  # warm-up
             out = []
             for _ in range(args.steps):
+                if cuda:
+                    torch.cuda.synchronize()
                 t0 = time.perf_counter()
                 fn()
+                if cuda:
+                    torch.cuda.synchronize()
                 out.append(time.perf_counter() - t0)
             return out
 
@@ -104,6 +132,9 @@ def main() -> None:
             "channels_last": not args.no_channels_last,
             "op_weights": args.op_weights,
             "threads": torch.get_num_threads(),
+            "device": str(searcher.device),
+            "precision": searcher.precision.name,
+            "deterministic": args.deterministic,
             "weight_step": {
                 "median_seconds": weight_s,
                 "images_per_second": args.batch_size / weight_s,
@@ -124,6 +155,8 @@ def main() -> None:
             }
     # peak resident memory of this process (Linux reports KiB)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.device == "cuda":
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result, indent=2))
 
 

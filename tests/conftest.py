@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tfnas.cli import main
 from tfnas.space import load_space
+
+# deterministic cuBLAS (exact-resume tests on a GPU) must be chosen before its first use
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL_LUTS = REPO.parent / "shared" / "data" / "tfnas-official-luts"

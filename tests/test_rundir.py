@@ -26,3 +26,12 @@ def test_guard_save_and_load(tmp_path):
     assert torch.equal(state["w"], torch.ones(2))
     assert rows == history[:1]  # rows of epochs the checkpoint holds only
     assert not list((tmp_path / "run").glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_guard_resumes_a_run_saved_before_a_setting_existed(tmp_path):
+    run = RunDir(tmp_path / "run", "search", "checkpoint.pt")
+    run.write_config({"epochs": 4, "amp": True})  # an older tfnas: no precision, an amp flag
+    defaults = {"precision": "auto", "epochs": 10}
+    run.guard({"epochs": 4, "precision": "auto"}, resume=True, defaults=defaults)
+    with pytest.raises(TfnasError, match=r"other settings \(precision\)"):
+        run.guard({"epochs": 4, "precision": "bf16"}, resume=True, defaults=defaults)

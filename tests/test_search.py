@@ -151,6 +151,7 @@ def tiny_search_setup(tmp_path, monkeypatch):
         warmup_epochs=1,
         batch_size=8,
         eval_batches=2,
+        deterministic=True,  # exact resume on a GPU too (a no-op on the CPU)
     )
     return tmp_path, space, table, config, r
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import traceback
+
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
+from tfnas.errors import TfnasError
 from tfnas.latency.build import build_table
 from tfnas.nn.supernet import Supernet
+from tfnas.precision import resolve_precision
 from tfnas.search.sampling import sample_paths
 from tfnas.search.steps import (
     LatencyPenalty,
@@ -159,3 +165,85 @@ def test_shared_ops_with_and_without_expansion():
         torch.testing.assert_close(net(x, path=path, depth_weights=depth), standalone(x))
     labels = {spec.op.label for spec in net.stages[0][0].specs}
     assert {"k3_e1", "k5_e2_se"} <= labels
+
+
+class HostReads(TorchFunctionMode):
+    """Records every tensor operation that reads values back to the host (on a GPU: a
+    synchronisation), except on tensors declared host state. Runs on any device: on the CPU
+    it finds the reads that would stall a GPU."""
+
+    READS = frozenset(
+        ["item", "tolist", "numpy", "cpu", "nonzero", "__bool__", "__int__", "__float__"]
+        + ["__index__"]
+    )  # fmt: skip
+
+    def __init__(self, host_state: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.host = {id(t) for t in host_state}
+        self.reads: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.READS and args and id(args[0]) not in self.host:
+            caller = traceback.extract_stack(limit=2)[0].filename
+            # the optimizers keep their step counts on the host by design
+            if f"torch{os.sep}optim{os.sep}" not in caller:
+                self.reads.append(f"{name} in {caller}")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_steps_do_not_read_values_back_to_the_host(small, device, tmp_path):
+    """A weight step on a path sampled from the host copy of the architecture, then an
+    architecture step, never wait for the device: checked op by op on any machine, and with
+    CUDA's own synchronisation detector where there is a GPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no GPU")
+    torch.manual_seed(0)
+    net = Supernet(small).to(device)
+    table = build_table(
+        small, CountingMeter(), tmp_path / "lut.json", width_step=64, progress=False
+    )
+    weight_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9)
+    arch_opt = torch.optim.Adam(net.arch_parameters(), lr=0.05)
+    generator = torch.Generator().manual_seed(1)
+    penalty = LatencyPenalty(target_ms=1.0, weight=0.1)
+
+    def steps(seed: int) -> list[str]:
+        host = net.host_state()
+        assert all(a.device.type == "cpu" for stage in host.alphas for a in stage)
+        paths = sample_paths(host.alphas, "gumbel-random", generator)
+        images, labels = batch(n=4, classes=10, seed=seed)
+        images = torch.nn.functional.interpolate(images, size=32).to(device)
+        labels = labels.to(device)
+        with HostReads(host.depth_weights) as reads:
+            if device == "cuda":
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                weight_step(
+                    net, weight_opt, images, labels, paths, depth_weights=host.depth_weights
+                )
+                arch_step(net, arch_opt, images, labels, table, penalty, 2.0, generator)
+            finally:
+                if device == "cuda":
+                    torch.cuda.set_sync_debug_mode(0)
+        return reads.reads
+
+    steps(0)  # the first steps create optimizer state and cache the active channel indices
+    assert steps(1) == []
+
+
+def test_precision_resolves_per_device_and_bf16_steps_run_on_the_cpu(tiny):
+    assert resolve_precision("auto", torch.device("cpu")).name == "fp32"
+    with pytest.raises(TfnasError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(TfnasError, match="--precision must be one of"):
+        resolve_precision("fp8", torch.device("cpu"))
+    bf16 = resolve_precision("bf16", torch.device("cpu"))
+    torch.manual_seed(0)
+    net = Supernet(tiny)
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.1)
+    paths = sample_paths(net.host_state().alphas, "gumbel-random", torch.Generator())
+    stats = weight_step(net, opt, *batch(), paths, precision=bf16, scaler=bf16.scaler())
+    assert torch.isfinite(stats.loss) and stats.loss.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # weights stay fp32

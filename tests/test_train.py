@@ -33,6 +33,7 @@ def setup(tmp_path, monkeypatch):
         epochs=2,
         batch_size=8,
         ema_decay=0.9,
+        deterministic=True,  # exact resume on a GPU too (a no-op on the CPU)
     )
     return tmp_path, space_file, arch, config
 

@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .errors import TfnasError
 from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
+from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
 from .search.searcher import WIDTH_MODES, SearchConfig
 
@@ -562,6 +563,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             in_channels=args.in_channels,
             workers=args.workers,
             device=args.device,
+            precision=args.precision,
+            deterministic=args.deterministic,
         )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -601,7 +604,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         drop_connect=args.drop_connect,
         ema_decay=args.ema,
-        amp=not args.no_amp,
+        precision=args.precision,
+        deterministic=args.deterministic,
         seed=args.seed,
         limit=args.limit,
         in_channels=args.in_channels,
@@ -685,6 +689,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
         device=args.device,
         calibrate_archs=args.calibrate_archs,
         search=given(
+            precision=args.precision,
+            deterministic=args.deterministic,
             epochs=args.search_epochs,
             warmup_epochs=args.search_warmup_epochs,
             limit=args.search_limit,
@@ -693,6 +699,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
             op_weights=args.search_op_weights,
         ),
         train=given(
+            precision=args.precision,
+            deterministic=args.deterministic,
             epochs=args.train_epochs,
             limit=args.train_limit,
             batch_size=args.train_batch_size,
@@ -939,6 +947,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
     p.add_argument("--out", metavar="RUN_DIR")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _precision_arg(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
 
@@ -958,13 +967,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, help="before the classifier (default: the space's)")
     p.add_argument("--drop-connect", type=float, default=0.2)
     p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on a seeded subset of this many images")
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _precision_arg(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
     p.set_defaults(func=cmd_train)
@@ -1055,11 +1064,30 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-drop-connect", type=float, metavar="P")
     p.add_argument("--threads", type=int, help="CPU threads for search and retraining")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _precision_arg(p, pipeline=True)
     p.add_argument(
         "--out",
         required=True,
         metavar="RUN_DIR",
         help="run directory; run again with the same settings to resume",
+    )
+
+
+def _precision_arg(p: argparse.ArgumentParser, pipeline: bool = False) -> None:
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None if pipeline else False,
+        help="bit-exact CUDA kernels, so that --resume ends exactly as an uninterrupted run "
+        "(slower on a GPU; the CPU is exact already)",
+    )
+    p.add_argument(
+        "--precision",
+        # the pipeline passes on only what was given (its runs' settings stay as saved)
+        default=None if pipeline else _search_default("precision"),
+        choices=PRECISIONS,
+        help="numeric precision of the steps (default auto: bf16 autocast on a GPU that "
+        "has it, else fp16; fp32 on the CPU)",
     )
 
 

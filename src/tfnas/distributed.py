@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import TfnasError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -51,9 +53,41 @@ def init_distributed(use_cuda: bool) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
+def set_deterministic(device: torch.device) -> None:
+    """Bit-exact steps on CUDA, so that a resumed run ends exactly as an uninterrupted one:
+    deterministic kernels (a warning where an op has none), no cuDNN autotuning. Slower on a
+    GPU; on the CPU tfnas's steps are deterministic already and nothing changes."""
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def process_device(name: str) -> tuple[torch.device, DistContext]:
-    """This process's device (its own GPU under torchrun) and its place in the group."""
+    """This process's device (its own GPU under torchrun) and its place in the group.
+
+    NCCL needs a GPU of its own per process: with more processes on this node than GPUs,
+    ``auto`` runs every process on the CPU over gloo (saying so once) and ``cuda`` is
+    refused with the counts."""
     device = resolve_device(name)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    if device.type == "cuda" and local_world > 1:
+        gpus = torch.cuda.device_count()
+        if local_world > gpus:
+            if name != "auto":
+                raise TfnasError(
+                    f"{local_world} processes on this node but {gpus} GPU(s): each process "
+                    "needs a GPU of its own; start at most that many, or use --device cpu."
+                )
+            if os.environ.get("LOCAL_RANK", "0") == "0":
+                print(
+                    f"tfnas: {local_world} processes on this node but {gpus} GPU(s): all "
+                    "run on the CPU (gloo).",
+                    file=sys.stderr,
+                )
+            device = torch.device("cpu")
     context = init_distributed(device.type == "cuda")
     if context.active and device.type == "cuda":
         device = torch.device("cuda", context.local_rank)

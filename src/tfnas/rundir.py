@@ -14,6 +14,7 @@ retraining use it the same way:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -23,6 +24,13 @@ import torch
 
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+def dataclass_defaults(cls: type) -> dict[str, Any]:
+    """The declared defaults of a config dataclass's fields (for :meth:`RunDir.guard`)."""
+    return {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
 
 
 class RunDir:
@@ -35,8 +43,14 @@ class RunDir:
         self.config_file = self.path / "config.json"
         self.metrics_file = self.path / "metrics.jsonl"
 
-    def guard(self, config: dict[str, Any], resume: bool) -> None:
-        """Refuse to start over an existing run, or to resume one with other settings."""
+    def guard(
+        self, config: dict[str, Any], resume: bool, defaults: dict[str, Any] | None = None
+    ) -> None:
+        """Refuse to start over an existing run, or to resume one with other settings.
+
+        A run saved by a tfnas with fewer settings resumes when each newer setting is at its
+        default (``defaults``, the config's defaults), which is what that run used; a setting
+        tfnas no longer has is not compared."""
         if not (self.checkpoint.exists() or self.config_file.exists()):
             return
         config = json.loads(json.dumps(config))  # tuples as lists, as saved
@@ -47,9 +61,10 @@ class RunDir:
             )
         if self.config_file.exists():
             saved = json.loads(self.config_file.read_text())
-            changed = sorted(
-                k for k in saved.keys() | config.keys() if saved.get(k) != config.get(k)
-            )
+            defaults = json.loads(json.dumps(defaults or {}))
+            saved = {k: v for k, v in saved.items() if k in config}
+            saved |= {k: defaults[k] for k in config.keys() - saved.keys() if k in defaults}
+            changed = sorted(k for k in config if saved.get(k) != config[k])
             if changed:
                 raise TfnasError(
                     f"{self.path}: was started with other settings ({', '.join(changed)}); "

@@ -33,13 +33,15 @@ from .distributed import (
     broadcast_buffers,
     check_agreement,
     process_device,
+    set_deterministic,
     shutdown,
     state_digest,
 )
 from .errors import TfnasError
 from .loader import Batches, Shard
 from .nn.network import Network
-from .rundir import RunDir, save_state
+from .precision import PRECISIONS, resolve_precision
+from .rundir import RunDir, dataclass_defaults, save_state
 from .space import SearchSpace, load_space
 
 
@@ -62,7 +64,8 @@ class TrainConfig:
     drop_connect: float = 0.2
     grad_clip: float = 5.0
     ema_decay: float | None = None  # e.g. 0.999; None: no EMA
-    amp: bool = True  # mixed precision, on CUDA only
+    precision: str = "auto"  # bf16 (or fp16) autocast on a GPU, fp32 on the CPU
+    deterministic: bool = False  # bit-exact CUDA kernels (exact resume on a GPU; slower)
     seed: int = 0
     limit: int | None = None  # train on a seeded subset of this many images
     in_channels: int | None = None
@@ -83,6 +86,8 @@ class TrainConfig:
             raise TfnasError("--epochs and --batch-size must be at least 1.")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise TfnasError(f"--ema must lie strictly between 0 and 1, got {self.ema_decay}.")
+        if self.precision not in PRECISIONS:
+            raise TfnasError(f"--precision must be one of {', '.join(PRECISIONS)}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TfnasError(f"--device must be auto, cpu or cuda, got {self.device}.")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -94,17 +99,23 @@ def evaluate(net: torch.nn.Module, loader: Iterable, device: torch.device) -> di
     """Top-1, top-5 (or top-k for fewer classes) accuracy and mean cross-entropy."""
     was_training = net.training
     net.eval()
-    correct1 = correct5 = seen = 0
-    loss = 0.0
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, top-1, top-5 hits
+    seen = 0
     for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
         logits = net(images).float()
-        loss += float(F.cross_entropy(logits, labels, reduction="sum"))
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += int((top[:, 0] == labels).sum())
-        correct5 += int((top == labels[:, None]).any(dim=1).sum())
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits, labels, reduction="sum"),
+                (top[:, 0] == labels).sum(),
+                (top == labels[:, None]).any(dim=1).sum(),
+            ]
+        ).double()
         seen += len(labels)
     net.train(was_training)
+    loss, correct1, correct5 = sums.tolist()  # one read, after the last batch
     seen = max(1, seen)
     return {"top1": correct1 / seen, "top5": correct5 / seen, "loss": loss / seen, "images": seen}
 
@@ -126,8 +137,10 @@ class Trainer:
         space = load_space(config.space) if config.space else None
         self.arch, self.space = load_architecture(config.arch, space)
         self.rundir = RunDir(self.run_dir, "training run", "last.pt")
-        self.rundir.guard(asdict(config), resume)
+        self.rundir.guard(asdict(config), resume, dataclass_defaults(TrainConfig))
         self.device, self.dist = process_device(config.device)
+        if config.deterministic:
+            set_deterministic(self.device)
         self.progress = self.progress and self.dist.is_main
         channels = config.in_channels or self.space.input_channels
         size = self.space.input_size
@@ -177,8 +190,8 @@ class Trainer:
         )
         self.steps_per_epoch = len(self.train_batches.epoch(0))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.scaler = self.precision.scaler()
         self.ema = None
         if config.ema_decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -258,7 +271,9 @@ class Trainer:
         c = self.config
         main = self.dist.is_main
         writer = _tensorboard(self.run_dir) if main else None
-        test_loader = Batches(self.test_data, 256, shuffle=False, drop_last=False).epoch(0)
+        test_loader = Batches(
+            self.test_data, 256, shuffle=False, drop_last=False, device=self.device
+        ).epoch(0)
         while self.epoch < c.epochs:
             started = time.perf_counter()
             train = self._train_epoch(self._train_loader())
@@ -313,7 +328,11 @@ class Trainer:
     def _train_epoch(self, loader: Iterable) -> dict[str, float]:
         c = self.config
         self.net.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        # summed on the device and read once at the epoch's end: no step waits for the GPU
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        started = time.perf_counter()
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -326,9 +345,9 @@ class Trainer:
                 dynamic_ncols=True,
             )
         for images, labels in loader:
-            images = images.to(self.device, memory_format=self.memory_format)
-            labels = labels.to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            with self.precision.autocast():
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=c.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
@@ -340,15 +359,20 @@ class Trainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.net)
-            total_loss += float(loss.detach()) * len(labels)
-            correct += int((logits.detach().argmax(1) == labels).sum())
+            total_loss += loss.detach().float() * len(labels)
+            correct += (logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        total_loss, correct, seen = all_sum([total_loss, correct, seen], self.device)
-        return {"train_loss": total_loss / max(1, seen), "train_acc": correct / max(1, seen)}
+        total_loss, correct, seen = all_sum([float(total_loss), int(correct), seen], self.device)
+        return {
+            "train_loss": total_loss / max(1, seen),
+            "train_acc": correct / max(1, seen),
+            "train_images": int(seen),
+            "train_seconds": time.perf_counter() - started,  # the training steps alone
+        }
 
 
 def _tensorboard(run_dir: Path):

@@ -108,21 +108,46 @@ class LatencyTable:
         to the probabilities; widths are discrete and change by elasticity-scaling only.
         """
         self.check_space(space)
-        total = torch.as_tensor(self.base_ms, dtype=torch.float32)
+        first = op_probs[0][0]
+        choices = [[len(p) for p in stage] for stage in op_probs]
+        lookup = self._op_latencies(space, widths, choices, first.device, first.dtype)
+        stages = []
+        for s, (latencies, depths) in enumerate(lookup):
+            block_lat = torch.stack(
+                [(p * lat).sum() for p, lat in zip(op_probs[s], latencies, strict=True)]
+            )
+            stages.append((depth_probs[s] * torch.cumsum(block_lat, 0)[depths]).sum())
+        return self.calibrated(torch.stack(stages).sum() + self.base_ms)
+
+    def _op_latencies(self, space, widths, choices, device, dtype):
+        """Per stage: each block's op latencies and the stage's depth indices, as tensors on
+        ``device``. Looked up and copied once per set of widths (they change only by
+        elasticity-scaling), so an architecture step neither interpolates nor waits for a
+        host-to-device copy."""
+        key = (space.hash, _frozen(widths), _frozen(choices), str(device), dtype)
+        cached = self.__dict__.get("_op_latency_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        values, sizes = [], []
         for s, stage in enumerate(space.stages):
-            block_lat = []
             for b in range(stage.blocks):
                 specs = space.candidates(s, b)
-                table = [self.block_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
-                probs = op_probs[s][b]
-                table += [0.0] * (len(probs) - len(table))  # a 'skip' choice costs nothing
-                block_lat.append(
-                    (probs * torch.tensor(table, dtype=probs.dtype, device=probs.device)).sum()
-                )
-            cumulative = torch.cumsum(torch.stack(block_lat), 0)
-            depths = torch.tensor([d - 1 for d in stage.depths], device=cumulative.device)
-            total = total.to(cumulative) + (depth_probs[s] * cumulative[depths]).sum()
-        return self.calibrated(total)
+                row = [self.block_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
+                row += [0.0] * (choices[s][b] - len(row))  # a 'skip' choice costs nothing
+                values += row
+                sizes.append(len(row))
+            values += [d - 1 for d in stage.depths]
+            sizes.append(len(stage.depths))
+        flat = torch.tensor(values, dtype=torch.float64)
+        on_device = flat.to(device=device, dtype=dtype, non_blocking=True).split(sizes)
+        lookup, at = [], 0
+        for stage in space.stages:
+            latencies = list(on_device[at : at + stage.blocks])
+            depths = on_device[at + stage.blocks].round().long()
+            lookup.append((latencies, depths))
+            at += stage.blocks + 1
+        self.__dict__["_op_latency_cache"] = (key, lookup)
+        return lookup
 
     def check_space(self, space: SearchSpace) -> None:
         if (self.space_name, self.space_hash) != (space.name, space.hash):
@@ -171,6 +196,13 @@ class LatencyTable:
             calibration,
             self.meta,
         )
+
+
+def _frozen(nested: Any) -> Any:
+    """Nested sequences as nested tuples (a hashable cache key)."""
+    if isinstance(nested, list | tuple):
+        return tuple(_frozen(x) for x in nested)
+    return nested
 
 
 def latency(space: SearchSpace, arch: Architecture, table: LatencyTable) -> float:

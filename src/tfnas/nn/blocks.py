@@ -108,9 +108,8 @@ class MBConv(nn.Module):
 
     @property
     def active_width(self) -> int:
-        if self.channel_mask is None:
-            return self.mid_channels
-        return int(self.channel_mask.count_nonzero())
+        index = self._partial_index()  # cached: no read from the device per call
+        return self.mid_channels if index is None else len(index)
 
     def set_active_channels(self, active: Sequence[int] | torch.Tensor | None) -> None:
         """Zero every mid channel not listed (``None``: all channels active)."""

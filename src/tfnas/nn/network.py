@@ -42,14 +42,15 @@ class Head(nn.Module):
             ConvBNAct(channels, spec.out_channels, 1, act=spec.act) if spec.out_channels else None
         )
         features = spec.out_channels or channels
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(spec.dropout)
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is not None:
             x = self.conv(x)
-        x = self.pool(x).flatten(1)
+        # global average pooling as a mean: its backward is deterministic on CUDA, the
+        # adaptive pooling module's is not (exact resume)
+        x = x.mean((2, 3))
         return self.classifier(self.dropout(x))
 
 

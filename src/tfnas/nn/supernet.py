@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,6 +31,15 @@ OP_WEIGHTS = ("shared", "separate")
 DEFAULT_OP_WEIGHTS = OP_WEIGHTS[0]
 
 Path = Sequence[Sequence[int]]  # per stage, per block: the index of the chosen op
+
+
+@dataclass(frozen=True)
+class HostArchState:
+    """The architecture parameters as host tensors (:meth:`Supernet.host_state`): per stage,
+    per block, alpha; per stage, the depth weights."""
+
+    alphas: list[list[torch.Tensor]]
+    depth_weights: list[torch.Tensor]
 
 
 class MixedOp(nn.Module):
@@ -152,15 +162,28 @@ class Supernet(nn.Module):
             for s, stage in enumerate(self.stages)
         ]
 
-    def depth_weights(self) -> list[torch.Tensor]:
+    @torch.no_grad()
+    def host_state(self) -> HostArchState:
+        """The architecture parameters copied to the host in one transfer (one
+        synchronisation), for the weight steps until the next architecture step: sampling
+        paths and pruning stages from them then never waits for the device."""
+        params = list(self.alphas) + list(self.betas)
+        flat = torch.cat([p.detach().reshape(-1) for p in params]).cpu()
+        pieces = list(flat.split([p.numel() for p in params]))
+        alphas, betas = pieces[: len(self.alphas)], pieces[len(self.alphas) :]
+        nested = [[alphas[i] for i in stage] for stage in self._alpha_index]
+        return HostArchState(nested, self.depth_weights(betas))
+
+    def depth_weights(self, betas: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Per stage, weights over ``stage.depths``: softmax(beta) when sinking, else all on
         the full depth (skip-op and fixed depth never shorten a stage by sinking)."""
+        betas = self.betas if betas is None else betas
         out = []
         for s, stage in enumerate(self.space.stages):
             if self.depth_mode == "sink":
-                out.append(torch.softmax(self.betas[s], 0))
+                out.append(torch.softmax(betas[s], 0))
             else:
-                w = torch.zeros(len(stage.depths), device=self.betas[s].device)
+                w = torch.zeros(len(stage.depths), device=betas[s].device)
                 w[-1] = 1
                 out.append(w)
         return out
@@ -174,13 +197,20 @@ class Supernet(nn.Module):
         depth_weights: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One path (``path``: a choice per block) or the soft mixture (``op_weights``);
-        stage outputs sunk with ``depth_weights`` (default: :meth:`depth_weights`)."""
+        stage outputs sunk with ``depth_weights`` (default: :meth:`depth_weights`).
+
+        Constant depth weights held on the host (:meth:`host_state`, :meth:`derived_path`)
+        also say which blocks can be skipped (those only zero-weighted depths reach); other
+        weights (on the device, or learning) are not read back, and every block runs."""
         if depth_weights is None:
             depth_weights = self.depth_weights()
         x = self.stem(x)
         for s, (stage, spec) in enumerate(zip(self.stages, self.space.stages, strict=True)):
             weights = depth_weights[s]
-            deepest = max(d for d, w in zip(spec.depths, weights.tolist(), strict=True) if w != 0)
+            deepest = spec.depths[-1]
+            if weights.device.type == "cpu" and not weights.requires_grad:
+                deepest = max(d for d, w in zip(spec.depths, weights.tolist(), strict=True) if w)
+                weights = weights.to(x.device, non_blocking=True)
             sink = 0
             for b in range(deepest):
                 if path is not None:
@@ -242,7 +272,7 @@ class Supernet(nn.Module):
             ops = [int(self.alpha(s, b).argmax()) for b in range(len(stage))]
             path.append(ops)
             depth = spec.blocks if self.depth_mode != "sink" else len(arch.stages[s])
-            w = torch.zeros(len(spec.depths), device=self.betas[s].device)
+            w = torch.zeros(len(spec.depths))  # host state: forward prunes without a sync
             w[spec.depths.index(depth)] = 1
             depth_weights.append(w)
         return path, depth_weights

@@ -25,11 +25,13 @@ def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator
 def gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
     """Soft Gumbel-softmax sample (``hard=False``) with a seeded generator, so that a
     resumed search draws exactly the noise the uninterrupted one would."""
-    noise = gumbel_noise(alpha.shape, generator).to(alpha.device)
+    noise = gumbel_noise(alpha.shape, generator).to(alpha.device, non_blocking=True)
     return torch.softmax((alpha + noise) / tau, dim=-1)
 
 
 def gumbel_argmax(alpha: torch.Tensor, generator: torch.Generator) -> int:
+    """The Gumbel-argmax choice; ``alpha`` belongs on the host (``Supernet.host_state``),
+    else reading the choice back waits for the device."""
     return int((alpha.detach().cpu() + gumbel_noise(alpha.shape, generator)).argmax())
 
 

@@ -30,6 +30,7 @@ from ..distributed import (
     check_agreement,
     process_device,
     same_everywhere,
+    set_deterministic,
     shutdown,
     text_digest,
 )
@@ -37,7 +38,8 @@ from ..errors import TfnasError
 from ..latency.table import LatencyTable, latency_range, load_table
 from ..loader import Batches, Shard
 from ..nn.supernet import DEFAULT_OP_WEIGHTS, DEPTH_MODES, OP_WEIGHTS, Supernet
-from ..rundir import RunDir
+from ..precision import PRECISIONS, resolve_precision
+from ..rundir import RunDir, dataclass_defaults
 from ..space import SearchSpace, load_space
 from .elastic import elastic_scale
 from .projection import project_to_target
@@ -98,6 +100,8 @@ class SearchConfig:
     workers: int = 0
     device: str = "auto"
     channels_last: bool = True  # NHWC activations: about 1.8x faster search steps on CPU
+    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on the CPU (tfnas.precision)
+    deterministic: bool = False  # bit-exact CUDA kernels (exact resume on a GPU; slower)
 
     def resolved_warmup(self) -> int:
         if self.warmup_epochs is not None:
@@ -143,6 +147,8 @@ class SearchConfig:
             raise bad(f"--op-weights must be one of {', '.join(OP_WEIGHTS)}.")
         if self.depth not in DEPTH_MODES:
             raise bad(f"--depth must be one of {', '.join(DEPTH_MODES)}.")
+        if self.precision not in PRECISIONS:
+            raise bad(f"--precision must be one of {', '.join(PRECISIONS)}.")
         if self.width not in WIDTH_MODES:
             raise bad(f"--width must be one of {', '.join(WIDTH_MODES)}.")
         if self.batch_size < 1 or self.arch_every < 1:
@@ -202,37 +208,16 @@ class Searcher:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_step = on_step
         self.rundir = RunDir(self.run_dir, "search", CHECKPOINT)
-        self.rundir.guard(config.to_dict(), resume)
-        self.weights, self.arch_data = split_for_search(
-            config.data,
-            image_size=self.space.input_size,
-            channels=config.in_channels or self.space.input_channels,
-            arch_fraction=config.arch_fraction,
-            seed=config.seed,
-            limit=config.limit,
-            root=config.data_root,
-        )
-        smallest = min(len(self.weights), len(self.arch_data))
-        if smallest < config.batch_size:
-            raise TfnasError(
-                f"the search split has {len(self.weights)} weight-training and "
-                f"{len(self.arch_data)} architecture images, and each part needs at least one "
-                f"batch of {config.batch_size}; use more data or a smaller --batch-size."
-            )
+        self.rundir.guard(config.to_dict(), resume, dataclass_defaults(SearchConfig))
+        self.weights, self.arch_data = self._open_data()
         self.device, self.dist = process_device(config.device)
+        if config.deterministic:
+            set_deterministic(self.device)
         self.progress = self.progress and self.dist.is_main
-        torch.manual_seed(config.seed)
-        self.net = Supernet(
-            self.space,
-            self.weights.num_classes,
-            config.in_channels,
-            depth_mode=config.depth,
-            op_weights=config.op_weights,
-        ).to(self.device)
         self.memory_format = (
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
-        self.net.to(memory_format=self.memory_format)
+        self.net = self._build_supernet()
         shard = Shard(self.dist.rank, self.dist.world_size)
         # In-memory images are prepared once, on the search's device; batches drawn there.
         self.weight_batches, self.arch_batches = (
@@ -241,21 +226,9 @@ class Searcher:
             )
             for part in (self.weights, self.arch_data)
         )
-        steps = len(self.weight_batches.epoch(0))
-        searching = config.epochs - config.resolved_warmup()
-        self.arch_lr = config.resolved_arch_lr(searching * (steps // config.arch_every))
-        self.weight_opt = torch.optim.SGD(
-            self.net.weight_parameters(),
-            lr=config.weight_lr,
-            momentum=config.weight_momentum,
-            weight_decay=config.weight_decay,
-        )
-        self.arch_opt = torch.optim.Adam(
-            self.net.arch_parameters(),
-            lr=self.arch_lr,
-            betas=config.arch_betas,
-            weight_decay=config.arch_weight_decay,
-        )
+        self.weight_opt, self.arch_opt = self._build_optimizers()
+        self.precision = resolve_precision(config.precision, self.device)
+        self.weight_scaler, self.arch_scaler = self.precision.scaler(), self.precision.scaler()
         self.sampler = torch.Generator().manual_seed(config.seed + 1)
         self.schedule = config.temperature()
         self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat)
@@ -268,6 +241,60 @@ class Searcher:
         # leaves no run directory behind to block the next attempt.
         if self.dist.is_main:
             self.rundir.write_config(self.config.to_dict())
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _open_data(self):
+        """The weight-training and architecture splits, each able to fill one batch."""
+        c = self.config
+        weights, arch_data = split_for_search(
+            c.data,
+            image_size=self.space.input_size,
+            channels=c.in_channels or self.space.input_channels,
+            arch_fraction=c.arch_fraction,
+            seed=c.seed,
+            limit=c.limit,
+            root=c.data_root,
+        )
+        if min(len(weights), len(arch_data)) < c.batch_size:
+            raise TfnasError(
+                f"the search split has {len(weights)} weight-training and "
+                f"{len(arch_data)} architecture images, and each part needs at least one "
+                f"batch of {c.batch_size}; use more data or a smaller --batch-size."
+            )
+        return weights, arch_data
+
+    def _build_supernet(self) -> Supernet:
+        c = self.config
+        torch.manual_seed(c.seed)
+        net = Supernet(
+            self.space,
+            self.weights.num_classes,
+            c.in_channels,
+            depth_mode=c.depth,
+            op_weights=c.op_weights,
+        )
+        return net.to(self.device).to(memory_format=self.memory_format)
+
+    def _build_optimizers(self) -> tuple[torch.optim.SGD, torch.optim.Adam]:
+        """SGD for the weights, Adam for the architecture at the rate the search's number of
+        architecture steps calls for (:meth:`SearchConfig.resolved_arch_lr`)."""
+        c = self.config
+        steps = len(self.weight_batches.epoch(0))
+        searching = c.epochs - c.resolved_warmup()
+        self.arch_lr = c.resolved_arch_lr(searching * (steps // c.arch_every))
+        weight_opt = torch.optim.SGD(
+            self.net.weight_parameters(),
+            lr=c.weight_lr,
+            momentum=c.weight_momentum,
+            weight_decay=c.weight_decay,
+        )
+        arch_opt = torch.optim.Adam(
+            self.net.arch_parameters(),
+            lr=self.arch_lr,
+            betas=c.arch_betas,
+            weight_decay=c.arch_weight_decay,
+        )
+        return weight_opt, arch_opt
 
     # -- run directory ------------------------------------------------------------------------
     def _on_device(self, images: torch.Tensor) -> torch.Tensor:
@@ -285,6 +312,9 @@ class Searcher:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.precision.scales_loss:
+            state["weight_scaler"] = self.weight_scaler.state_dict()
+            state["arch_scaler"] = self.arch_scaler.state_dict()
         self.rundir.save(state, self.history)
 
     def _load_checkpoint(self) -> None:
@@ -299,6 +329,9 @@ class Searcher:
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        if self.precision.scales_loss and "weight_scaler" in state:
+            self.weight_scaler.load_state_dict(state["weight_scaler"])
+            self.arch_scaler.load_state_dict(state["arch_scaler"])
         self.epoch = int(state["epoch"])
         if state.get("current"):
             self.current = architecture_from_dict(json.loads(state["current"]))
@@ -352,9 +385,9 @@ class Searcher:
         arch_batches = self._arch_batches(epoch)
         tau = self.schedule.at(epoch)
         strategy = c.sampling if searching else "gumbel"
-        alphas = [
-            [net.alpha(s, b) for b in range(len(stage))] for s, stage in enumerate(net.stages)
-        ]
+        # the weight steps sample paths from a host copy of the architecture, refreshed
+        # after every architecture step: no step waits for the device
+        host = net.host_state()
         weight_stats, arch_stats = StepStats(), ArchStepStats()
         started = time.perf_counter()
         steps = len(loader)
@@ -373,10 +406,19 @@ class Searcher:
             images, labels = self._on_device(images), labels.to(self.device, non_blocking=True)
             for group in self.weight_opt.param_groups:
                 group["lr"] = self._weight_lr(epoch + step / steps)
-            paths = sample_paths(alphas, strategy, self.sampler)
+            paths = sample_paths(host.alphas, strategy, self.sampler)
             weight_stats.add(
                 weight_step(
-                    net, self.weight_opt, images, labels, paths, c.grad_clip, all_reduce_mean
+                    net,
+                    self.weight_opt,
+                    images,
+                    labels,
+                    paths,
+                    c.grad_clip,
+                    all_reduce_mean,
+                    host.depth_weights,
+                    self.precision,
+                    self.weight_scaler,
                 )
             )
             if searching and (step + 1) % c.arch_every == 0:
@@ -393,8 +435,11 @@ class Searcher:
                         self.sampler,
                         c.grad_clip,
                         all_reduce_mean,
+                        self.precision,
+                        self.arch_scaler,
                     )
                 )
+                host = net.host_state()
             if bar is not None:
                 bar.update(1)
             if self.on_step is not None:

@@ -9,6 +9,7 @@ sum them on the device and read them once per log interval.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.supernet import Path, Supernet
+from ..precision import Precision
 from .sampling import gumbel_softmax
 
 GradReducer = Callable[[list[torch.Tensor]], None]
@@ -82,20 +84,37 @@ class ArchStepStats(StepStats):
     latency_loss: torch.Tensor | float = 0.0  # relative latency error summed over steps
 
 
-def _update(
+def _backward_and_update(
+    loss: torch.Tensor,
     params: list[torch.nn.Parameter],
     optimizer: torch.optim.Optimizer,
     grad_clip: float | None,
     reduce_grads: GradReducer | None,
+    scaler: torch.amp.GradScaler | None,
 ) -> None:
-    """Average gradients across processes (every process ran the same paths, so the same
-    parameters hold gradients), clip them, step."""
+    """Backward (loss-scaled under fp16), average gradients across processes (every process
+    ran the same paths, so the same parameters hold gradients), clip them, step."""
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+    else:
+        loss.backward()
+        scaler = None
     params = [p for p in params if p.grad is not None]
     if reduce_grads is not None:
         reduce_grads([p.grad for p in params])
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
+def _autocast(precision: Precision | None):
+    return precision.autocast() if precision is not None else contextlib.nullcontext()
 
 
 def weight_step(
@@ -107,21 +126,24 @@ def weight_step(
     grad_clip: float | None = 5.0,
     reduce_grads: GradReducer | None = None,
     depth_weights: Sequence[torch.Tensor] | None = None,
+    precision: Precision | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> StepStats:
     """One SGD step on the summed cross-entropy of ``paths`` (bi-sampling: two paths, one
     backward). ``reduce_grads`` averages gradients across processes under torchrun;
-    ``depth_weights`` replace the supernet's own (a fixed depth, say)."""
+    ``depth_weights`` replace the supernet's own (a fixed depth, say); ``precision`` runs the
+    forward passes under autocast, ``scaler`` scales the loss (fp16)."""
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = images.new_zeros(())
+    loss = images.new_zeros((), dtype=torch.float32)
     correct = None
-    for path in paths:
-        logits = net(images, path=path, depth_weights=depth_weights)
-        loss = loss + F.cross_entropy(logits, labels)
-        if correct is None:
-            correct = (logits.detach().argmax(1) == labels).sum()
-    loss.backward()
-    _update(net.weight_parameters(), optimizer, grad_clip, reduce_grads)
+    with _autocast(precision):
+        for path in paths:
+            logits = net(images, path=path, depth_weights=depth_weights)
+            loss = loss + F.cross_entropy(logits, labels)
+            if correct is None:
+                correct = (logits.detach().argmax(1) == labels).sum()
+    _backward_and_update(loss, net.weight_parameters(), optimizer, grad_clip, reduce_grads, scaler)
     n = len(labels)
     return StepStats(loss.detach() / len(paths) * n, correct, n, 1)
 
@@ -137,9 +159,12 @@ def arch_step(
     generator: torch.Generator,
     grad_clip: float | None = 5.0,
     reduce_grads: GradReducer | None = None,
+    precision: Precision | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> ArchStepStats:
     """One step of the architecture parameters: every block's ops mixed with soft
-    Gumbel-softmax weights at temperature ``tau``, loss = CE + latency penalty."""
+    Gumbel-softmax weights at temperature ``tau``, loss = CE + latency penalty (the
+    network under ``precision``'s autocast, the latency in fp32)."""
     op_weights = [
         [gumbel_softmax(net.alpha(s, b), tau, generator) for b in range(len(stage))]
         for s, stage in enumerate(net.stages)
@@ -152,16 +177,18 @@ def arch_step(
     for p in weights:
         p.requires_grad_(False)
     try:
-        logits = net(images, op_weights=op_weights, depth_weights=depth_weights)
-        ce = F.cross_entropy(logits, labels)
+        with _autocast(precision):
+            logits = net(images, op_weights=op_weights, depth_weights=depth_weights)
+            ce = F.cross_entropy(logits, labels)
         expected = net.expected_latency(table, op_weights, depth_weights)
         latency_loss = penalty.relative_error(expected)
         loss = ce + penalty.weight * latency_loss
-        loss.backward()
+        _backward_and_update(
+            loss, net.arch_parameters(), optimizer, grad_clip, reduce_grads, scaler
+        )
     finally:
         for p in weights:
             p.requires_grad_(True)
-    _update(net.arch_parameters(), optimizer, grad_clip, reduce_grads)
     net.renormalise_alphas()
     n = len(labels)
     correct = (logits.detach().argmax(1) == labels).sum()
