@@ -17,7 +17,8 @@
 # Usage: bench/gpu_check.sh OUT_DIR          (on a machine with a CUDA GPU)
 #        bench/gpu_check.sh OUT_DIR --smoke  (the same steps, tiny, on the CPU: checks the
 #                                             script itself)
-# Runs from a source checkout without installing (PYTHONPATH=src); needs torch with CUDA,
+# Runs from a source checkout without installing (PYTHONPATH=src) with $PYTHON, else .venv's
+# python, else python on the PATH; needs torch with CUDA,
 # numpy, pyyaml, torchvision, scipy and pytest. Without the Fashion-MNIST package it writes
 # a synthetic stand-in of the same shape (speed figures do not depend on the pixels; the
 # summary says which data was used). A step that fails or overruns its time limit is
@@ -32,15 +33,19 @@ OUT=$(cd "$OUT" && pwd)
 cd "$ROOT"
 export PYTHONPATH="$ROOT/src:$ROOT/bench${PYTHONPATH:+:$PYTHONPATH}"
 export CUBLAS_WORKSPACE_CONFIG=:4096:8
+# the project's own environment where there is one, else the machine's python
+if [ -z "${PYTHON:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; fi
 PY=${PYTHON:-python}
 STARTED=$(date +%s)
 
 if [ "$SMOKE" = "--smoke" ]; then
-    DEVICE=cpu; IMAGES=512; TRAIN_LIMIT=512; STEPS=2; OFFICIAL="--batch-size 2 --resolution 64"
-    OFFICIAL_STEPS="--steps 2 --warmup 1"; LUT_STEP=256; LUT_ARCHS=3; TRAIN_EPOCHS=1
+    DEVICE=cpu; IMAGES=1400; TRAIN_LIMIT=512; STEPS=2; OFFICIAL="--batch-size 2 --resolution 64"
+    OFFICIAL_STEPS="--steps 2 --warmup 1"; TRAIN_EPOCHS=1
+    LUT_SPACE=tfnas-small; LUT_BATCH=1; LUT_STEP=256; LUT_ARCHS=3
 else
     DEVICE=cuda; IMAGES=12000; TRAIN_LIMIT=60000; STEPS=15; OFFICIAL="--batch-size 64"
-    OFFICIAL_STEPS="--steps 15 --warmup 3"; LUT_STEP=32; LUT_ARCHS=30; TRAIN_EPOCHS=2
+    OFFICIAL_STEPS="--steps 15 --warmup 3"; TRAIN_EPOCHS=2
+    LUT_SPACE=tfnas-imagenet; LUT_BATCH=32; LUT_STEP=32; LUT_ARCHS=30
 fi
 
 # data: the real Fashion-MNIST where installed, else a synthetic one in its own format
@@ -82,9 +87,12 @@ step official_vs_tfnas_fp32 90 "$PY" bench/official_vs_tfnas.py --device $DEVICE
 step official_vs_tfnas_auto 90 "$PY" bench/official_vs_tfnas.py --device $DEVICE $OFFICIAL \
     $OFFICIAL_STEPS --precision auto --op-weights separate
 
-# a latency table for the search benches (its values do not change the search's speed)
-step lut_small 60 "$PY" -m tfnas lut build --space tfnas-small --device cpu --width-step 256 \
-    --out "$OUT/tfnas-small-lut.json"
+# a latency table for the search benches: parameter counts stand in for times (a search
+# step's cost does not depend on the table's values), built in seconds
+step lut_small 60 "$PY" -c "import sys; from tests.test_latency import CountingMeter
+from tfnas.latency.build import build_table; from tfnas.space import load_space
+build_table(load_space('tfnas-small'), CountingMeter(), sys.argv[1], width_step=64,
+            progress=False); print('{}')" "$OUT/tfnas-small-lut.json"
 for batch in 64 256; do
     step search_b$batch 75 "$PY" bench/search_throughput.py --lut "$OUT/tfnas-small-lut.json" \
         --device $DEVICE --batch-size $batch --images $IMAGES --steps $STEPS --data "$DATA"
@@ -100,8 +108,8 @@ step pytest 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_steps.py \
     tests/test_search.py::test_torchrun_search_two_processes_agree \
     tests/test_train.py::test_resume_after_a_kill_ends_with_the_same_weights
 
-step lut_imagenet_b32 120 "$PY" -m tfnas lut build --space tfnas-imagenet --device $DEVICE \
-    --batch-size 32 --width-step $LUT_STEP --out "$OUT/lut-imagenet-b32.json"
+step lut_imagenet_b32 150 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
+    --batch-size $LUT_BATCH --width-step $LUT_STEP --out "$OUT/lut-imagenet-b32.json"
 step lut_check_b32 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32.json" \
     --archs $LUT_ARCHS --json
 

@@ -75,15 +75,21 @@ def search_vs_random(data: dict[str, Any]) -> str:
     groups = [("searched", data["searched"]["runs"]), ("random", data["random"]["runs"])]
     if data.get("mobilenetv2_style"):
         groups.append(("mobilenetv2-style", [data["mobilenetv2_style"]]))
+    searched = data["searched"]["runs"]
     for group, runs in groups:
-        for r in runs:
-            in_supernet = r.get("supernet_path_top1")
+        for k, r in enumerate(runs):
+            if group == "random" and "supernet_path_top1_of_randoms" in searched[0]:
+                scores = [s["supernet_path_top1_of_randoms"][k] for s in searched]
+            elif r.get("supernet_path_top1") is not None:
+                scores = [r["supernet_path_top1"]]  # a searched network in its own supernet
+            else:
+                scores = []
             rows.append(
                 [
                     group,
                     r["name"],
                     f"{r['top1'] * 100:.2f}%",
-                    f"{in_supernet * 100:.1f}%" if in_supernet is not None else "",
+                    " / ".join(f"{x * 100:.1f}%" for x in scores),
                     f"{r['predicted_ms']:.4f}",
                     f"{r['measured_ms']:.3f}",
                     r["architecture"].replace("|", "\\|"),
