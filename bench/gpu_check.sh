@@ -10,9 +10,10 @@
 #   train_b256                     retraining epochs of 60,000 images, seconds per epoch
 #   pytest                         the GPU-relevant tests (host reads under CUDA's sync
 #                                  detector, exact resume, torchrun with 2 processes)
-#   lut_imagenet_b32, lut_check_b32
+#   lut_imagenet_b32, lut_check_b32, and _b2b
 #                                  the tfnas-imagenet latency table on the GPU at batch 32
-#                                  and its check against 30 whole networks
+#                                  and its check against 30 whole networks; then the same
+#                                  with every block timed 10 calls back to back
 #
 # Usage: bench/gpu_check.sh OUT_DIR          (on a machine with a CUDA GPU)
 #        bench/gpu_check.sh OUT_DIR --smoke  (the same steps, tiny, on the CPU: checks the
@@ -45,7 +46,7 @@ if [ "$SMOKE" = "--smoke" ]; then
 else
     DEVICE=cuda; IMAGES=12000; TRAIN_LIMIT=60000; STEPS=15; OFFICIAL="--batch-size 64"
     OFFICIAL_STEPS="--steps 15 --warmup 3"; TRAIN_EPOCHS=2
-    LUT_SPACE=tfnas-imagenet; LUT_BATCH=32; LUT_STEP=32; LUT_ARCHS=30
+    LUT_SPACE=tfnas-imagenet; LUT_BATCH=32; LUT_STEP=64; LUT_ARCHS=30
 fi
 
 # data: the real Fashion-MNIST where installed, else a synthetic one in its own format
@@ -111,6 +112,13 @@ step pytest 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_steps.py \
 step lut_imagenet_b32 150 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
     --batch-size $LUT_BATCH --width-step $LUT_STEP --out "$OUT/lut-imagenet-b32.json"
 step lut_check_b32 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32.json" \
+    --archs $LUT_ARCHS --json
+# the same table with blocks timed 10 calls back to back (launch latency overlapped as in a
+# network): is the raw sum of blocks closer to whole networks? (one call each above)
+step lut_imagenet_b32_b2b 150 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
+    --batch-size $LUT_BATCH --width-step $LUT_STEP --back-to-back 10 \
+    --out "$OUT/lut-imagenet-b32-b2b.json"
+step lut_check_b32_b2b 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32-b2b.json" \
     --archs $LUT_ARCHS --json
 
 "$PY" - "$OUT" "$DATA_KIND" "$DEVICE" "$STARTED" <<'EOF'

@@ -11,8 +11,15 @@ import torch
 
 from tfnas.arch import Architecture, BlockChoice, random_architecture, uniform_architecture
 from tfnas.block import OpSpec
-from tfnas.latency.build import build_table, journal_path, knot_widths, plan
+from tfnas.errors import TfnasError
+from tfnas.latency.build import build_table, journal_path, knot_widths, plan, table_meter
 from tfnas.latency.check import error_stats, fit_calibration, leave_one_out
+from tfnas.latency.drift import (
+    Drift,
+    measure_drift,
+    reference_architecture,
+    table_reference,
+)
 from tfnas.latency.measure import LatencyMeter, TimingPolicy, summarise
 from tfnas.latency.official import import_tfnas_table
 from tfnas.latency.table import (
@@ -260,7 +267,7 @@ def test_resume_of_a_partial_build(tiny, tmp_path):
         handle.write('{"job": "MBInvertedRes')
     resumed = CountingMeter(slow_windows=per_pass - 5)  # the first pass stays slow
     table = build_table(tiny, resumed, out, width_step=4, resume=True, progress=False)
-    assert resumed.calls == total - 5
+    assert resumed.calls == total - 5 + 2  # and the reference network's two timing rounds
     assert not journal_path(out).exists()
     fresh = build_table(
         tiny, CountingMeter(), tmp_path / "fresh.json", width_step=4, progress=False
@@ -329,6 +336,12 @@ def test_cli_build_check_profile(tiny_file, tmp_path, cli):
     assert prof.code == 0, prof.err
     out = prof.json()
     assert out["measured_ms"] > 0 and out["predicted_ms"] > 0 and out["params"] > 0
+    # the table's reference network measured again: the drift, and both measurements
+    assert report["drift"]["reference_then_ms"] == data["meta"]["reference"]["ms"]
+    assert out["drift"]["reference_now_ms"] > 0
+    ratio = out["drift"]["reference_now_ms"] / out["drift"]["reference_then_ms"]
+    assert out["measured_drift_corrected_ms"] == pytest.approx(out["measured_ms"] / ratio)
+    assert "reference network" in cli("profile", arch, "--lut", lut, "--space", tiny_file).out
 
 
 def test_bad_and_mismatched_tables(tiny, tiny_file, small, tmp_path, cli):
@@ -372,3 +385,53 @@ def test_timing_sets_its_threads_only_while_it_times():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_tables_record_a_reference_network_and_drift_is_its_ratio(tiny, tmp_path, capsys):
+    table = build_table(tiny, CountingMeter(), tmp_path / "lut.json", width_step=4, progress=False)
+    arch, then_ms = table_reference(load_table(tmp_path / "lut.json", tiny), tiny)
+    assert arch == reference_architecture(tiny) and then_ms > 0
+    assert set(arch.depths) == {s.blocks for s in tiny.stages}  # full depth
+    # the counting meter's "latency" does not drift: measured again, the same
+    drift = measure_drift(table, tiny, CountingMeter())
+    assert drift.pct == pytest.approx(0) and "as fast as" in drift.sentence()
+    slower = Drift(then_ms=2.0, now_ms=2.2)
+    assert slower.pct == pytest.approx(10) and slower.corrected(3.3) == pytest.approx(3.0)
+    assert "10.0% slower" in slower.sentence() and "2.200 ms against 2.000 ms" in slower.sentence()
+    assert "5.0% faster" in Drift(2.0, 1.9).sentence()
+    # a table from before references (or imported) loads, and says drift cannot be checked
+    data = json.loads((tmp_path / "lut.json").read_text())
+    del data["meta"]["reference"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = load_table(tmp_path / "old.json", tiny)
+    assert measure_drift(old, tiny, CountingMeter(), "old.json") is None
+    assert "old.json records no reference network" in capsys.readouterr().err
+    # a malformed record is refused with one sentence
+    for bad in ({"arch": data["meta"].get("x"), "ms": -1.0}, {"arch": {"format": 1}, "ms": 1.0}):
+        data["meta"]["reference"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(TfnasError, match="reference"):
+            table_reference(load_table(tmp_path / "bad.json", tiny), tiny)
+
+
+def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):
+    with pytest.raises(TfnasError, match="--back-to-back must be at least 1"):
+        LatencyMeter("cpu", policy=TimingPolicy(back_to_back=0))
+    meter = CountingMeter()
+    meter.policy = replace(meter.policy, back_to_back=10)
+    build_table(tiny, meter, tmp_path / "lut.json", width_step=8, progress=False)
+    # whoever measures against this table (check, profile, the pipeline) times the same way
+    assert table_meter(load_table(tmp_path / "lut.json", tiny)).policy.back_to_back == 10
+    assert_user_error(
+        cli(
+            "lut",
+            "build",
+            "--space",
+            "tfnas-small",
+            "--back-to-back",
+            "0",
+            "--out",
+            tmp_path / "x.json",
+        ),  # fmt: skip
+        "--back-to-back must be at least 1",
+    )

@@ -52,6 +52,29 @@ def test_elasticity_scaling_alone_reaches_the_target_on_the_papers_table(
     assert result.arch.depths == start.depths
 
 
+def test_elasticity_scaling_on_knots_uses_measured_widths_only(small, tmp_path):
+    table = build_table(
+        small, CountingMeter(), tmp_path / "lut.json", width_step=16, progress=False
+    )
+    nominal = uniform_architecture(small, OpSpec(3, 6, False))
+    start = Architecture(  # widths between knots
+        small.name,
+        small.hash,
+        tuple(tuple(BlockChoice(c.op, c.width + 3) for c in st) for st in nominal.stages),
+    )
+    low, high = (
+        table.predict(small, uniform_architecture(small, OpSpec(3, 6, False), width=w))
+        for w in ("min", "max")
+    )
+    target = (low + high) / 2
+    anywhere = elastic_scale(small, start, table, target)
+    on_knots = elastic_scale(small, start, table, target, on_knots=True)
+    assert on_knots.latency_ms <= target and abs(on_knots.latency_ms / target - 1) < 0.05
+    widths = [(spec, w) for _, _, spec, w in on_knots.arch.blocks(small)]
+    assert all(w in table.entries[spec.lut_key] for spec, w in widths)  # all measured
+    assert anywhere.latency_ms <= target
+
+
 def test_bi_sampling_paths_differ_in_every_block(small):
     generator = torch.Generator().manual_seed(0)
     alphas = [

@@ -18,7 +18,7 @@ from .errors import TfnasError
 from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
 from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
-from .search.searcher import WIDTH_MODES, SearchConfig
+from .search.searcher import WIDTH_GRIDS, WIDTH_MODES, SearchConfig
 
 log = logging.getLogger("tfnas")
 
@@ -319,7 +319,7 @@ def _meter(args: argparse.Namespace):
         args.device,
         threads=args.threads,
         batch_size=args.batch_size,
-        policy=TimingPolicy(statistic=args.statistic),
+        policy=TimingPolicy(statistic=args.statistic, back_to_back=args.back_to_back),
     )
 
 
@@ -422,6 +422,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         for r in result.rows
     ]
     print(_table(rows, ("seed", "predicted ms", "measured ms", "error")))
+    if result.drift is not None:
+        print(result.drift.sentence())
 
     def line(name: str, st: dict) -> str:
         return (
@@ -431,6 +433,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         )
 
     print(line("table as it was", result.before))
+    if result.drift is not None:
+        print(line("drift-corrected", result.extra["before_drift_corrected"]))
     if result.calibration is not None:
         cal = result.calibration
         print(
@@ -465,6 +469,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     meter = _meter(args)
     classes = args.classes or (table.meta.get("classes") if table else None)
     in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
+    drift = None
+    if table is not None:
+        from .latency.drift import measure_drift
+
+        drift = measure_drift(table, space, meter, args.lut)
     net = Network(space, arch, classes, in_channels)
     measured, windows = meter.measure_spread(net, net.input_shape(1)[1:], args.rounds, args.gap)
     samples = [ms for w in windows for ms in w]
@@ -483,6 +492,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if table is not None:
         out["predicted_ms"] = table.predict(space, arch)
         out["error_pct"] = (out["predicted_ms"] - measured) / measured * 100
+        out["drift"] = drift.to_dict() if drift is not None else None
+        if drift is not None:
+            corrected = drift.corrected(measured)
+            out["measured_drift_corrected_ms"] = corrected
+            out["error_drift_corrected_pct"] = (out["predicted_ms"] - corrected) / corrected * 100
     if args.json:
         _print_json(out)
         return 0
@@ -496,6 +510,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"predicted by {args.lut}: {out['predicted_ms']:.3f} ms "
             f"({out['error_pct']:+.1f}% against measured)"
         )
+        if drift is not None:
+            print(drift.sentence())
+            print(
+                f"drift-corrected: measured {out['measured_drift_corrected_ms']:.3f} ms, "
+                f"predicted {out['error_drift_corrected_pct']:+.1f}% against it"
+            )
     print(f"{_millions(cost.params)} params, {cost.macs / 1e6:.2f}M MACs")
     return 0
 
@@ -560,6 +580,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             op_weights=args.op_weights,
             depth=args.depth,
             width=args.width,
+            width_grid=args.width_grid,
             in_channels=args.in_channels,
             workers=args.workers,
             device=args.device,
@@ -942,6 +963,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--depth", default=_search_default("depth"), choices=DEPTH_MODES)
     p.add_argument("--width", default=_search_default("width"), choices=WIDTH_MODES)
+    p.add_argument(
+        "--width-grid",
+        default=_search_default("width_grid"),
+        choices=WIDTH_GRIDS,
+        help="elasticity-scaling to any width, or only to widths the table measured",
+    )
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
@@ -1105,6 +1132,14 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         default="p25",
         choices=("p25", "median", "min", "mean"),
         help="statistic of the per-call times (default p25: the lower quartile)",
+    )
+    p.add_argument(
+        "--back-to-back",
+        type=int,
+        default=1,
+        metavar="N",
+        help="CUDA: time N calls enqueued back to back between one pair of events, so that "
+        "launch latency overlaps as inside a network (default 1: each call alone)",
     )
 
 

@@ -151,6 +151,10 @@ class Pipeline:
             "predicted_vs_target_pct": _pct(search["predicted_ms"], search["target_ms"]),
             "measured_vs_target_pct": _pct(profile["measured_ms"], search["target_ms"]),
             "measured_vs_predicted_pct": _pct(profile["measured_ms"], search["predicted_ms"]),
+            # the machine's drift since the table was built, and the measurement corrected
+            # by it (None for a table that records no reference network)
+            "drift": profile.get("drift"),
+            "measured_drift_corrected_ms": profile.get("measured_drift_corrected_ms"),
             "architecture": search["architecture"],
             "arch_file": str(self.run_dir / "search" / "arch.json"),
             "weights_file": str(self.run_dir / "train" / "best.pt"),
@@ -324,7 +328,8 @@ class Pipeline:
             sys.executable, "-m", "tfnas", "profile", str(self.run_dir / "search" / "arch.json"),
             "--lut", self.config.lut, "--space", self.config.space, "--device", meter.device,
             "--threads", str(meter.threads), "--batch-size", str(meter.batch_size),
-            "--statistic", meter.policy.statistic, "--json",
+            "--statistic", meter.policy.statistic,
+            "--back-to-back", str(meter.policy.back_to_back), "--json",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -332,7 +337,10 @@ class Pipeline:
             raise TfnasError(f"measuring the searched network failed: {last.rstrip('.')}.")
         profile = json.loads(done.stdout)
         keys = ("measured_ms", "device", "params", "flops", "macs")
-        return {k: profile[k] for k in keys}
+        out = {k: profile[k] for k in keys}
+        out["drift"] = profile.get("drift")
+        out["measured_drift_corrected_ms"] = profile.get("measured_drift_corrected_ms")
+        return out
 
 
 def _pct(value: float, reference: float) -> float:
@@ -362,6 +370,20 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{s['measured_ms']:.4f} ms ({s['measured_vs_target_pct']:+.2f}% vs target, "
             f"{s['measured_vs_predicted_pct']:+.2f}% vs predicted)",
         ),
+    ]
+    if s.get("drift"):
+        from .latency.drift import Drift
+
+        drift = Drift(s["drift"]["reference_then_ms"], s["drift"]["reference_now_ms"])
+        corrected = s["measured_drift_corrected_ms"]
+        rows.append(
+            (
+                "drift-corrected",
+                f"{corrected:.4f} ms ({_pct(corrected, s['target_ms']):+.2f}% vs target): "
+                + drift.sentence(),
+            )
+        )
+    rows += [
         ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),
         (
             "params / FLOPs",

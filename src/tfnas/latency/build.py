@@ -174,6 +174,13 @@ def build_table(
             "policy": header["policy"],
         },
     )
+    # the reference network, timed as whole networks are checked: the drift baseline
+    from .drift import reference_architecture, reference_record
+
+    reference = reference_architecture(space)
+    table.meta["reference"] = reference_record(
+        reference, measure_network(space, reference, meter, classes, in_channels)
+    )
     table.save(out)
     journal.unlink(missing_ok=True)
     return table

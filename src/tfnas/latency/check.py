@@ -15,6 +15,7 @@ from ..arch import random_architecture
 from ..errors import TfnasError
 from ..space import SearchSpace
 from .build import measure_networks
+from .drift import Drift, measure_drift
 from .measure import LatencyMeter
 from .table import Calibration, LatencyTable
 
@@ -63,6 +64,7 @@ class CheckResult:
     after: dict[str, float] | None = None
     after_leave_one_out: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    drift: Drift | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -89,13 +91,16 @@ def check_table(
     seed: int = 0,
     calibrate: bool = False,
     progress=None,
+    check_drift: bool = True,
 ) -> CheckResult:
     """Measure ``archs`` random architectures whole and compare with the table's predictions.
 
     ``before`` uses the table's predictions as they stand (with any calibration it already
     has); with ``calibrate`` a new calibration is fitted on the uncalibrated sums and its
     errors reported in-sample and leave-one-out (each network predicted by a fit that did not
-    see it). ``progress`` is called with 1 after every timing window.
+    see it). ``progress`` is called with 1 after every timing window. The table's reference
+    network is measured first (``check_drift``): the machine's drift since the build, and the
+    errors against drift-corrected measurements besides the raw ones.
     """
     if archs < 1:
         raise TfnasError(f"--archs must be at least 1, got {archs}.")
@@ -103,6 +108,7 @@ def check_table(
         raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
     classes = table.meta.get("classes")
     in_channels = table.meta.get("in_channels")
+    drift = measure_drift(table, space, meter) if check_drift else None
     archs_list = [random_architecture(space, seed + i) for i in range(archs)]
     measured_ms = measure_networks(space, archs_list, meter, classes, in_channels, progress)
     rows = []
@@ -119,6 +125,15 @@ def check_table(
         )
     measured = [r["measured_ms"] for r in rows]
     result = CheckResult(rows, error_stats([r["predicted_ms"] for r in rows], measured))
+    result.extra["drift"] = drift.to_dict() if drift is not None else None
+    if drift is not None:
+        corrected = [drift.corrected(m) for m in measured]
+        for row, value in zip(rows, corrected, strict=True):
+            row["measured_drift_corrected_ms"] = value
+        result.drift = drift
+        result.extra["before_drift_corrected"] = error_stats(
+            [r["predicted_ms"] for r in rows], corrected
+        )
     if calibrate:
         raw = [r["raw_ms"] for r in rows]
         result.calibration = fit_calibration(raw, measured)

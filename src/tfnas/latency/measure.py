@@ -42,6 +42,10 @@ class TimingPolicy:
     min_seconds: float = 0.03
     statistic: str = "p25"
     rounds: int = 3
+    # CUDA: calls enqueued back to back between one pair of events, the sample their mean:
+    # launch latency then overlaps with the work as it does inside a network (1: one call
+    # per pair, each after a synchronisation)
+    back_to_back: int = 1
 
 
 def summarise(samples_ms: list[float], statistic: str) -> float:
@@ -118,15 +122,18 @@ def _cpu_clock(call: Callable[[], object]) -> float:
     return (time.perf_counter_ns() - t0) / 1e6
 
 
-def _cuda_clock(call: Callable[[], object]) -> float:
+def _cuda_clock(call: Callable[[], object], calls: int = 1) -> float:
+    """Mean ms of ``calls`` calls enqueued back to back between two CUDA events, after a
+    synchronisation (one call: its own latency, launch included)."""
     begin = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     begin.record()
-    call()
+    for _ in range(calls):
+        call()
     end.record()
     end.synchronize()
-    return begin.elapsed_time(end)
+    return begin.elapsed_time(end) / calls
 
 
 class LatencyMeter:
@@ -140,6 +147,8 @@ class LatencyMeter:
         policy: TimingPolicy | None = None,
     ) -> None:
         check_device(device)
+        if policy is not None and policy.back_to_back < 1:
+            raise TfnasError(f"--back-to-back must be at least 1, got {policy.back_to_back}.")
         if threads < 1:
             raise TfnasError(f"--threads must be at least 1, got {threads}.")
         if batch_size < 1:
@@ -168,7 +177,13 @@ class LatencyMeter:
 
     def window(self, call: Callable[[], object]) -> list[float]:
         """One timing window: warm-up, then per-call latencies in ms."""
-        clock = _cuda_clock if self.device == "cuda" else _cpu_clock
+        if self.device == "cuda":
+            calls = self.policy.back_to_back
+
+            def clock(call: Callable[[], object]) -> float:
+                return _cuda_clock(call, calls)
+        else:
+            clock = _cpu_clock
         if self.device != "cpu":
             return _time_calls(call, self.policy, clock)
         with torch_threads(self.threads):

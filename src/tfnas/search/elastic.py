@@ -24,7 +24,11 @@ class ScalingResult:
 
 
 def elastic_scale(
-    space: SearchSpace, arch: Architecture, table: LatencyTable, target_ms: float
+    space: SearchSpace,
+    arch: Architecture,
+    table: LatencyTable,
+    target_ms: float,
+    on_knots: bool = False,
 ) -> ScalingResult:
     """Shrink or grow the widths of ``arch`` so that its predicted latency is at or just
     below ``target_ms``.
@@ -34,10 +38,18 @@ def elastic_scale(
     2. If below, grow every block together while the latency stays at or below the target.
     3. Then grow only stages 2..N, then 3..N, ..., then the last stage, the same way: ever
        finer scopes take up the remaining slack.
-    Widths never leave their op's bounds.
+    Widths never leave their op's bounds. With ``on_knots`` every width is one the table
+    measured (its knots: multiples of the build's width step, and the bounds): a step moves
+    to the next knot at or beyond the proportional step, so the prediction is a sum of
+    measurements, never an interpolation between them.
     """
     blocks = [(s, j, spec) for s, j, spec, _ in arch.blocks(space)]
     widths = [w for _, _, _, w in arch.blocks(space)]
+    grids = [_knots(table, spec) for _, _, spec in blocks] if on_knots else None
+    if grids is not None:  # start from the measured width at or below each one
+        widths = [
+            max([k for k in g if k <= w] or g[:1]) for g, w in zip(grids, widths, strict=True)
+        ]
     steps = 0
 
     def latency(ws: list[int]) -> float:
@@ -52,7 +64,11 @@ def elastic_scale(
         new = list(widths)
         for i in scope:
             spec = blocks[i][2]
-            new[i] = min(spec.max_width, max(spec.min_width, widths[i] + sign * sizes[i]))
+            wanted = widths[i] + sign * sizes[i]
+            if grids is not None:
+                new[i] = _next_knot(grids[i], widths[i], wanted, sign)
+            else:
+                new[i] = min(spec.max_width, max(spec.min_width, wanted))
         return None if new == widths else new
 
     start = current = latency(widths)
@@ -74,6 +90,23 @@ def elastic_scale(
                 break
             widths, current, steps = new, candidate, steps + 1
     return ScalingResult(_with_widths(arch, blocks, widths), current, start, steps)
+
+
+def _knots(table: LatencyTable, spec) -> list[int]:
+    """The widths the table measured for ``spec``'s entry, within the op's bounds."""
+    measured = table.entries.get(spec.lut_key, {})
+    knots = sorted(w for w in measured if spec.min_width <= w <= spec.max_width)
+    return knots or [spec.min_width, spec.max_width]
+
+
+def _next_knot(knots: list[int], width: int, wanted: int, sign: int) -> int:
+    """The first knot at or beyond ``wanted`` in the direction ``sign`` (at least one knot
+    away from ``width``), or the last knot that way; ``width`` when there is none."""
+    if sign > 0:
+        ahead = [k for k in knots if k > width]
+        return next((k for k in ahead if k >= wanted), ahead[-1] if ahead else width)
+    behind = [k for k in reversed(knots) if k < width]
+    return next((k for k in behind if k <= wanted), behind[-1] if behind else width)
 
 
 def _with_widths(arch: Architecture, blocks, widths: list[int]) -> Architecture:

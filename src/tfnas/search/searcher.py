@@ -57,6 +57,7 @@ from .steps import (
 
 log = logging.getLogger(__name__)
 WIDTH_MODES = ("elastic", "fixed")
+WIDTH_GRIDS = ("any", "knots")
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -95,6 +96,8 @@ class SearchConfig:
     op_weights: str = DEFAULT_OP_WEIGHTS
     depth: str = "sink"
     width: str = "elastic"
+    # elasticity-scaling to any width, or only to widths the table measured (its knots)
+    width_grid: str = "any"
     in_channels: int | None = None
     eval_batches: int | None = 20  # arch-split batches to score the derived network on
     workers: int = 0
@@ -149,6 +152,8 @@ class SearchConfig:
             raise bad(f"--depth must be one of {', '.join(DEPTH_MODES)}.")
         if self.precision not in PRECISIONS:
             raise bad(f"--precision must be one of {', '.join(PRECISIONS)}.")
+        if self.width_grid not in WIDTH_GRIDS:
+            raise bad(f"--width-grid must be one of {', '.join(WIDTH_GRIDS)}.")
         if self.width not in WIDTH_MODES:
             raise bad(f"--width must be one of {', '.join(WIDTH_MODES)}.")
         if self.batch_size < 1 or self.arch_every < 1:
@@ -499,7 +504,9 @@ class Searcher:
         )
         arch, sources = projection.arch, projection.sources
         if c.width == "elastic":
-            arch = elastic_scale(self.space, arch, self.table, c.target_ms).arch
+            arch = elastic_scale(
+                self.space, arch, self.table, c.target_ms, on_knots=c.width_grid == "knots"
+            ).arch
             net.apply_widths(arch, sources)
         return arch, sources, projection.changes
 
