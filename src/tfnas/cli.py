@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import TfnasError
+from .latency.build import DEFAULT_SCRUB_KIB
 from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
 from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
@@ -338,6 +339,7 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
         in_channels=args.in_channels,
         resume=args.resume,
         limit=args.limit,
+        scrub_kib=args.scrub_kib,
     )
     if table is None:
         print(
@@ -867,6 +869,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--classes", type=int, help="classifier size (default: the space's)")
     q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument(
+        "--scrub-kib",
+        type=int,
+        default=DEFAULT_SCRUB_KIB,
+        metavar="KIB",
+        help="CPU: write a buffer of this many KiB before every timed block call, so that "
+        f"blocks start with cold near caches as inside a network (default {DEFAULT_SCRUB_KIB}; "
+        "0: timed warm, the old way)",
+    )
     q.add_argument("--resume", action="store_true", help="continue a killed build")
     q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     q.add_argument("--out", required=True, metavar="LUT.json")

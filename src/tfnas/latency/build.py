@@ -48,6 +48,14 @@ class Job:
         return self.key if self.spec is None else f"{self.key}@{self.width}"
 
 
+# CPU blocks start each timed call with their near caches cold (a 4 MiB buffer written
+# first), as inside a network: on tfnas-small (2-core EPYC, 1 MiB L2 per core) the raw sum of
+# blocks then missed 30 whole networks by less than when timed warm in 7 of 8 paired checks,
+# by a median of 7 points (bench/results/lut_cache_state.json). 0 keeps the warm timing.
+DEFAULT_SCRUB_KIB = 4096
+REFERENCE_JOB = "reference"
+
+
 def knot_widths(specs: list[BlockSpec], width_step: int) -> list[int]:
     """Every ``width_step`` channels across the specs' union range, plus each spec's bounds."""
     low = min(s.min_width for s in specs)
@@ -64,7 +72,9 @@ def plan(space: SearchSpace, width_step: int) -> list[Job]:
     groups: dict[str, list[BlockSpec]] = {}
     for spec in space.all_block_specs():
         groups.setdefault(spec.lut_key, []).append(spec)
-    jobs = [Job("stem", 0), Job("head", 0)]
+    # the reference network (latency/drift.py) is measured in every pass like the blocks, so
+    # its figure, the baseline of later drift checks, is the same best-of-passes
+    jobs = [Job("stem", 0), Job("head", 0), Job(REFERENCE_JOB, 0)]
     for key, specs in groups.items():
         # Ops sharing a key differ only in nominal expansion; build the one with an expand conv.
         module_spec = max(specs, key=lambda s: s.has_expand)
@@ -89,6 +99,11 @@ class PlanModules:
         if job.key == "head":
             res = space.final_resolution
             return Head(space, self.classes), (space.final_channels, res, res)
+        if job.key == REFERENCE_JOB:
+            from .drift import reference_architecture
+
+            net = Network(space, reference_architecture(space), self.classes, self.in_channels)
+            return net, net.input_shape(1)[1:]
         spec = job.spec
         assert spec is not None
         return MBConv(spec, job.width), (spec.in_channels, spec.resolution, spec.resolution)
@@ -105,13 +120,18 @@ def build_table(
     resume: bool = False,
     progress: bool | None = None,
     limit: int | None = None,
+    scrub_kib: int = DEFAULT_SCRUB_KIB,
 ) -> LatencyTable | None:
     """Measure ``space`` with ``meter`` and write the table to ``out``.
 
     ``limit`` stops after that many new measurements (journal kept, returns ``None``): used to
-    time a subset and estimate a full build.
+    time a subset and estimate a full build. ``scrub_kib`` (CPU) evicts the nearest caches
+    before every timed call of a block (:meth:`LatencyMeter.window`); the reference network
+    (latency/drift.py), a whole network, is timed as networks run.
     """
     out = Path(out)
+    if scrub_kib < 0:
+        raise LatencyTableError(f"--scrub-kib must be 0 or more, got {scrub_kib}.")
     classes = classes or space.classes
     in_channels = in_channels or space.input_channels
     jobs = plan(space, width_step)
@@ -123,6 +143,7 @@ def build_table(
         "width_step": width_step,
         "classes": classes,
         "in_channels": in_channels,
+        "scrub_kib": scrub_kib,
     }
     journal = journal_path(out)
     done, spent = _open_journal(journal, header, resume)
@@ -137,7 +158,9 @@ def build_table(
             if limit is not None and measured >= limit:
                 break
             module, shape = parts.module(job)
-            ms = meter.window_statistic(meter.runner(module, shape))
+            # a whole network (the reference) is timed as networks run, caches as it leaves them
+            scrub = 0 if job.key == REFERENCE_JOB else scrub_kib
+            ms = meter.window_statistic(meter.runner(module, shape), scrub)
             done[job.name, r] = ms
             measured += 1
             record = {
@@ -168,19 +191,16 @@ def build_table(
             "classes": classes,
             "in_channels": in_channels,
             "width_step": width_step,
+            "scrub_kib": scrub_kib,
             "measurements": len(jobs),
             "rounds": rounds,
             "build_seconds": round(spent + time.perf_counter() - started, 1),
             "policy": header["policy"],
         },
     )
-    # the reference network, timed as whole networks are checked: the drift baseline
     from .drift import reference_architecture, reference_record
 
-    reference = reference_architecture(space)
-    table.meta["reference"] = reference_record(
-        reference, measure_network(space, reference, meter, classes, in_channels)
-    )
+    table.meta["reference"] = reference_record(reference_architecture(space), best[REFERENCE_JOB])
     table.save(out)
     journal.unlink(missing_ok=True)
     return table
@@ -210,8 +230,10 @@ def _open_journal(
         log.warning("%s: unreadable header, starting over", journal)
         _write_header(journal, header)
         return {}, 0.0
-    for field in ("format", "space", "policy", "width_step", "classes", "in_channels"):
-        if saved.get(field) != header[field]:
+    older = {"scrub_kib": 0}  # what a journal from before a setting existed used
+    fields = ("format", "space", "policy", "width_step", "classes", "in_channels", "scrub_kib")
+    for field in fields:
+        if saved.get(field, older.get(field)) != header[field]:
             raise LatencyTableError(
                 f"{journal}: was started with other settings ({field} differs); delete it or "
                 "rerun with the same settings."

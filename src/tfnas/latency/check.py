@@ -15,7 +15,7 @@ from ..arch import random_architecture
 from ..errors import TfnasError
 from ..space import SearchSpace
 from .build import measure_networks
-from .drift import Drift, measure_drift
+from .drift import Drift, say_no_reference, table_reference
 from .measure import LatencyMeter
 from .table import Calibration, LatencyTable
 
@@ -108,9 +108,15 @@ def check_table(
         raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
     classes = table.meta.get("classes")
     in_channels = table.meta.get("in_channels")
-    drift = measure_drift(table, space, meter) if check_drift else None
+    reference = table_reference(table, space) if check_drift else None
     archs_list = [random_architecture(space, seed + i) for i in range(archs)]
-    measured_ms = measure_networks(space, archs_list, meter, classes, in_channels, progress)
+    # the table's reference network is timed with the others, its rounds interleaved with
+    # theirs: the drift comes from the same moments as the measurements it corrects
+    timed = archs_list + ([reference[0]] if reference is not None else [])
+    measured_ms = measure_networks(space, timed, meter, classes, in_channels, progress)
+    drift = Drift(reference[1], measured_ms.pop()) if reference is not None else None
+    if check_drift and reference is None:
+        say_no_reference("the table")
     rows = []
     for i, (arch, measured) in enumerate(zip(archs_list, measured_ms, strict=True)):
         raw = table.raw_predict(space, arch)

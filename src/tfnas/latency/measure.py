@@ -175,13 +175,23 @@ class LatencyMeter:
 
         return call
 
-    def window(self, call: Callable[[], object]) -> list[float]:
-        """One timing window: warm-up, then per-call latencies in ms."""
+    def window(self, call: Callable[[], object], scrub_kib: int = 0) -> list[float]:
+        """One timing window: warm-up, then per-call latencies in ms.
+
+        ``scrub_kib`` (CPU): before every timed call, write a buffer of that size, outside
+        the timing, so the call starts with its weights and input evicted from the caches
+        nearest the core, as a block inside a network finds them after its predecessors."""
         if self.device == "cuda":
             calls = self.policy.back_to_back
 
             def clock(call: Callable[[], object]) -> float:
                 return _cuda_clock(call, calls)
+        elif scrub_kib > 0:
+            scratch = torch.empty(scrub_kib * 256)  # float32: 256 per KiB
+
+            def clock(call: Callable[[], object]) -> float:
+                scratch.fill_(1.0)
+                return _cpu_clock(call)
         else:
             clock = _cpu_clock
         if self.device != "cpu":
@@ -189,8 +199,8 @@ class LatencyMeter:
         with torch_threads(self.threads):
             return _time_calls(call, self.policy, clock)
 
-    def window_statistic(self, call: Callable[[], object]) -> float:
-        return summarise(self.window(call), self.policy.statistic)
+    def window_statistic(self, call: Callable[[], object], scrub_kib: int = 0) -> float:
+        return summarise(self.window(call, scrub_kib), self.policy.statistic)
 
     def samples(self, module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
         """Per-call latencies in ms over all rounds (for reporting spread)."""
