@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import json
 import textwrap
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -412,6 +413,16 @@ def test_tables_record_a_reference_network_and_drift_is_its_ratio(tiny, tmp_path
         (tmp_path / "bad.json").write_text(json.dumps(data))
         with pytest.raises(TfnasError, match="reference"):
             table_reference(load_table(tmp_path / "bad.json", tiny), tiny)
+
+
+def test_back_to_back_samples_time_several_calls_each():
+    calls = []
+    meter = LatencyMeter("cpu", policy=TimingPolicy(back_to_back=4, warmup_calls=2,
+                                                    warmup_seconds=0, min_calls=3, max_calls=3,
+                                                    min_seconds=0))  # fmt: skip
+    samples = meter.window(lambda: calls.append(time.sleep(0.001)))
+    assert len(samples) == 3 and len(calls) == 2 + 3 * 4  # warm-up, then 4 calls a sample
+    assert all(0.9 <= ms <= 50 for ms in samples)  # the mean of its calls: about 1 ms each
 
 
 def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):

@@ -1149,8 +1149,8 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="CUDA: time N calls enqueued back to back between one pair of events, so that "
-        "launch latency overlaps as inside a network (default 1: each call alone)",
+        help="time N calls back to back per sample (CUDA: between one pair of events, so "
+        "that launch latency overlaps as inside a network; default 1: each call alone)",
     )
 
 

@@ -42,9 +42,10 @@ class TimingPolicy:
     min_seconds: float = 0.03
     statistic: str = "p25"
     rounds: int = 3
-    # CUDA: calls enqueued back to back between one pair of events, the sample their mean:
-    # launch latency then overlaps with the work as it does inside a network (1: one call
-    # per pair, each after a synchronisation)
+    # calls timed back to back per sample, the sample their mean. On CUDA they are enqueued
+    # between one pair of events, so launch latency overlaps with the work as inside a
+    # network (1: one call per pair, each after a synchronisation); on the CPU, where every
+    # call is synchronous, it only amortises the clock's own cost
     back_to_back: int = 1
 
 
@@ -116,10 +117,12 @@ def _time_calls(
     return samples
 
 
-def _cpu_clock(call: Callable[[], object]) -> float:
+def _cpu_clock(call: Callable[[], object], calls: int = 1) -> float:
+    """Mean ms of ``calls`` calls made back to back."""
     t0 = time.perf_counter_ns()
-    call()
-    return (time.perf_counter_ns() - t0) / 1e6
+    for _ in range(calls):
+        call()
+    return (time.perf_counter_ns() - t0) / 1e6 / calls
 
 
 def _cuda_clock(call: Callable[[], object], calls: int = 1) -> float:
@@ -181,8 +184,8 @@ class LatencyMeter:
         ``scrub_kib`` (CPU): before every timed call, write a buffer of that size, outside
         the timing, so the call starts with its weights and input evicted from the caches
         nearest the core, as a block inside a network finds them after its predecessors."""
+        calls = self.policy.back_to_back
         if self.device == "cuda":
-            calls = self.policy.back_to_back
 
             def clock(call: Callable[[], object]) -> float:
                 return _cuda_clock(call, calls)
@@ -191,9 +194,12 @@ class LatencyMeter:
 
             def clock(call: Callable[[], object]) -> float:
                 scratch.fill_(1.0)
-                return _cpu_clock(call)
+                return _cpu_clock(call, calls)
         else:
-            clock = _cpu_clock
+
+            def clock(call: Callable[[], object]) -> float:
+                return _cpu_clock(call, calls)
+
         if self.device != "cpu":
             return _time_calls(call, self.policy, clock)
         with torch_threads(self.threads):
