@@ -14,10 +14,9 @@ from tfnas.arch import Architecture, BlockChoice, random_architecture, uniform_a
 from tfnas.block import OpSpec
 from tfnas.errors import TfnasError
 from tfnas.latency.build import build_table, journal_path, knot_widths, plan, table_meter
-from tfnas.latency.check import error_stats, fit_calibration, leave_one_out
+from tfnas.latency.check import check_table, error_stats, fit_calibration, leave_one_out
 from tfnas.latency.drift import (
     Drift,
-    measure_drift,
     reference_architecture,
     table_reference,
 )
@@ -339,6 +338,9 @@ def test_cli_build_check_profile(tiny_file, tmp_path, cli):
     assert out["measured_ms"] > 0 and out["predicted_ms"] > 0 and out["params"] > 0
     # the table's reference network measured again: the drift, and both measurements
     assert report["drift"]["reference_then_ms"] == data["meta"]["reference"]["ms"]
+    # calibrating re-anchors the reference to the check's own timing of it
+    recalibrated = json.loads(lut.read_text())["meta"]["reference"]
+    assert recalibrated["ms"] == pytest.approx(report["drift"]["reference_now_ms"])
     assert out["drift"]["reference_now_ms"] > 0
     ratio = out["drift"]["reference_now_ms"] / out["drift"]["reference_then_ms"]
     assert out["measured_drift_corrected_ms"] == pytest.approx(out["measured_ms"] / ratio)
@@ -393,9 +395,9 @@ def test_tables_record_a_reference_network_and_drift_is_its_ratio(tiny, tmp_path
     arch, then_ms = table_reference(load_table(tmp_path / "lut.json", tiny), tiny)
     assert arch == reference_architecture(tiny) and then_ms > 0
     assert set(arch.depths) == {s.blocks for s in tiny.stages}  # full depth
-    # the counting meter's "latency" does not drift: measured again, the same
-    drift = measure_drift(table, tiny, CountingMeter())
-    assert drift.pct == pytest.approx(0) and "as fast as" in drift.sentence()
+    # the counting meter's "latency" does not drift: checked again, the same
+    report = check_table(tiny, table, CountingMeter(), archs=2)
+    assert report.drift.pct == pytest.approx(0) and "as fast as" in report.drift.sentence()
     slower = Drift(then_ms=2.0, now_ms=2.2)
     assert slower.pct == pytest.approx(10) and slower.corrected(3.3) == pytest.approx(3.0)
     assert "10.0% slower" in slower.sentence() and "2.200 ms against 2.000 ms" in slower.sentence()
@@ -405,8 +407,8 @@ def test_tables_record_a_reference_network_and_drift_is_its_ratio(tiny, tmp_path
     del data["meta"]["reference"]
     (tmp_path / "old.json").write_text(json.dumps(data))
     old = load_table(tmp_path / "old.json", tiny)
-    assert measure_drift(old, tiny, CountingMeter(), "old.json") is None
-    assert "old.json records no reference network" in capsys.readouterr().err
+    assert check_table(tiny, old, CountingMeter(), archs=2).drift is None
+    assert "records no reference network" in capsys.readouterr().err
     # a malformed record is refused with one sentence
     for bad in ({"arch": data["meta"].get("x"), "ms": -1.0}, {"arch": {"format": 1}, "ms": 1.0}):
         data["meta"]["reference"] = bad

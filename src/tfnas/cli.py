@@ -410,7 +410,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     ) as bar:
         result = check_table(space, table, meter, args.archs, args.seed, args.calibrate, bar.update)
     if args.calibrate:
-        table.with_calibration(result.calibration).save(args.lut)
+        result.calibrated(table).save(args.lut)
     if args.json:
         _print_json(result.to_dict())
         return 0
@@ -471,13 +471,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
     meter = _meter(args)
     classes = args.classes or (table.meta.get("classes") if table else None)
     in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
-    drift = None
+    reference = None
     if table is not None:
-        from .latency.drift import measure_drift
+        from .latency.drift import Drift, say_no_reference, table_reference
 
-        drift = measure_drift(table, space, meter, args.lut)
+        reference = table_reference(table, space)
+        if reference is None:
+            say_no_reference(args.lut)
     net = Network(space, arch, classes, in_channels)
-    measured, windows = meter.measure_spread(net, net.input_shape(1)[1:], args.rounds, args.gap)
+    timed = [(net, net.input_shape(1)[1:])]
+    if reference is not None:  # in alternation with the network: the same moments for both
+        ref_net = Network(space, reference[0], classes, in_channels)
+        timed.append((ref_net, ref_net.input_shape(1)[1:]))
+    spreads = meter.measure_spread_many(timed, args.rounds, args.gap)
+    measured, windows = spreads[0]
+    drift = Drift(reference[1], spreads[1][0]) if reference is not None else None
     samples = [ms for w in windows for ms in w]
     cost = network_cost(net)
     out = {

@@ -231,7 +231,7 @@ class Pipeline:
         if c.calibrate_archs:
             self.log(f"calibrating on {c.calibrate_archs} whole random networks")
             check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
-            table = table.with_calibration(check.calibration)
+            table = check.calibrated(table)
             loo = check.after_leave_one_out
             result.update(
                 calibrated=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..arch import random_architecture
@@ -65,6 +66,18 @@ class CheckResult:
     after_leave_one_out: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     drift: Drift | None = None
+
+    def calibrated(self, table: LatencyTable) -> LatencyTable:
+        """``table`` with this check's calibration, its reference network re-anchored to this
+        check's timing of it: the calibration fixes the prediction's scale to the machine as
+        it ran during this check, so later drift is counted from here."""
+        calibrated = table.with_calibration(self.calibration)
+        if self.drift is not None:
+            reference = dict(calibrated.meta["reference"])
+            reference["ms"] = self.drift.now_ms
+            reference["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            calibrated.meta = {**calibrated.meta, "reference": reference}
+        return calibrated
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -5,16 +5,15 @@ A shared machine's speed drifts (on this project's 2-core machine the same table
 whole networks to 1-2% when built and to 5% two hours later). Every table built by tfnas
 stores the latency of a reference network measured with its blocks (one window in every
 pass over them, the best kept, as for a block); ``tfnas lut check`` times it again among its
-networks (rounds interleaved), ``tfnas profile`` and the pipeline before the network they
-profile; each says in one line how much faster or slower the machine has become and reports
-measured latencies both as measured and corrected by that ratio.
+networks (rounds interleaved), ``tfnas profile`` and the pipeline in alternation with the
+network they profile; each says in one line how much faster or slower the machine has
+become and reports measured latencies both as measured and corrected by that ratio.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,39 +24,12 @@ from ..space import SearchSpace
 from .table import LatencyTable
 
 REFERENCE_KEY = "reference"
-REFERENCE_ROUNDS = 8
-REFERENCE_GAP_SECONDS = 0.15
 
 
 def reference_architecture(space: SearchSpace) -> Architecture:
     """The reference network of ``space``: its first candidate op in every block, full depth,
     nominal widths. Fixed by the space alone, so a rebuilt table measures the same network."""
     return uniform_architecture(space, space.candidates(0, 0)[0].op)
-
-
-def time_reference(
-    space: SearchSpace,
-    arch: Architecture,
-    meter,
-    classes: int | None = None,
-    in_channels: int | None = None,
-    rounds: int = REFERENCE_ROUNDS,
-    gap_seconds: float = REFERENCE_GAP_SECONDS,
-) -> float:
-    """The reference network's latency: the best window statistic of ``rounds`` windows
-    ``gap_seconds`` apart. A lone network has nothing to interleave its rounds with, and
-    back-to-back rounds can fall into one slow spell (at the end of two table builds three
-    minutes apart, three back-to-back rounds gave 2.34 and 4.47 ms for the same network)."""
-    from ..nn.network import Network
-
-    net = Network(space, arch, classes, in_channels)
-    call = meter.runner(net, net.input_shape(1)[1:])
-    best = math.inf
-    for r in range(rounds):
-        if r:
-            time.sleep(gap_seconds)
-        best = min(best, meter.window_statistic(call))
-    return best
 
 
 def reference_record(arch: Architecture, ms: float) -> dict[str, Any]:
@@ -138,18 +110,3 @@ def say_no_reference(source: str) -> None:
         "imported): drift since it was built cannot be checked; rebuild it to record one.",
         file=sys.stderr,
     )
-
-
-def measure_drift(
-    table: LatencyTable, space: SearchSpace, meter, source: str = "the table"
-) -> Drift | None:
-    """Measure the table's reference network again with ``meter`` (the table's own settings),
-    or say on stderr, once, why drift cannot be checked and return None."""
-    reference = table_reference(table, space)
-    if reference is None:
-        say_no_reference(source)
-        return None
-    arch, then_ms = reference
-    classes = table.meta.get("classes")
-    in_channels = table.meta.get("in_channels")
-    return Drift(then_ms, time_reference(space, arch, meter, classes, in_channels))

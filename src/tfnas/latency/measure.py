@@ -233,15 +233,27 @@ class LatencyMeter:
         fraction of a second apart differ by up to 1.7x); waiting between more rounds
         spreads them over a few seconds instead.
         """
+        return self.measure_spread_many([(module, input_shape)], rounds, gap_seconds)[0]
+
+    def measure_spread_many(
+        self,
+        items: list[tuple[nn.Module, tuple[int, ...]]],
+        rounds: int = 20,
+        gap_seconds: float = 0.5,
+    ) -> list[tuple[float, list[list[float]]]]:
+        """:meth:`measure_spread` for several modules, one window of each per round, back to
+        back: a slow spell then weighs on all of them alike (what a ratio between them needs,
+        such as a network's latency against a reference network's)."""
         if rounds < 1:
             raise TfnasError(f"--rounds must be at least 1, got {rounds}.")
-        call = self.runner(module, input_shape)
-        windows = []
+        calls = [self.runner(module, shape) for module, shape in items]
+        windows: list[list[list[float]]] = [[] for _ in calls]
         for r in range(rounds):
             if r:
                 time.sleep(gap_seconds)
-            windows.append(self.window(call))
-        return min(summarise(w, self.policy.statistic) for w in windows), windows
+            for i, call in enumerate(calls):
+                windows[i].append(self.window(call))
+        return [(min(summarise(w, self.policy.statistic) for w in ws), ws) for ws in windows]
 
     def measure_interleaved(
         self,
