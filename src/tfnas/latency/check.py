@@ -112,8 +112,9 @@ def check_table(
     has); with ``calibrate`` a new calibration is fitted on the uncalibrated sums and its
     errors reported in-sample and leave-one-out (each network predicted by a fit that did not
     see it). ``progress`` is called with 1 after every timing window. The table's reference
-    network is measured first (``check_drift``): the machine's drift since the build, and the
-    errors against drift-corrected measurements besides the raw ones.
+    network is timed among the networks (``check_drift``): the machine's drift since the
+    table was built or last calibrated, and the errors against drift-corrected measurements
+    besides the raw ones.
     """
     if archs < 1:
         raise TfnasError(f"--archs must be at least 1, got {archs}.")
