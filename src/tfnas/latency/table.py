@@ -128,7 +128,7 @@ class LatencyTable:
         cached = self.__dict__.get("_op_latency_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        values, sizes = [], []
+        values, sizes, depths = [], [], []
         for s, stage in enumerate(space.stages):
             for b in range(stage.blocks):
                 specs = space.candidates(s, b)
@@ -136,16 +136,15 @@ class LatencyTable:
                 row += [0.0] * (choices[s][b] - len(row))  # a 'skip' choice costs nothing
                 values += row
                 sizes.append(len(row))
-            values += [d - 1 for d in stage.depths]
-            sizes.append(len(stage.depths))
-        flat = torch.tensor(values, dtype=torch.float64)
-        on_device = flat.to(device=device, dtype=dtype, non_blocking=True).split(sizes)
+            depths += [d - 1 for d in stage.depths]
+        latencies = torch.tensor(values, dtype=torch.float64)  # one copy of each to the device
+        latencies = latencies.to(device=device, dtype=dtype, non_blocking=True).split(sizes)
+        indices = torch.tensor(depths).to(device, non_blocking=True)
+        indices = indices.split([len(stage.depths) for stage in space.stages])
         lookup, at = [], 0
-        for stage in space.stages:
-            latencies = list(on_device[at : at + stage.blocks])
-            depths = on_device[at + stage.blocks].round().long()
-            lookup.append((latencies, depths))
-            at += stage.blocks + 1
+        for stage, stage_depths in zip(space.stages, indices, strict=True):
+            lookup.append((list(latencies[at : at + stage.blocks]), stage_depths))
+            at += stage.blocks
         self.__dict__["_op_latency_cache"] = (key, lookup)
         return lookup
 

@@ -22,6 +22,7 @@ from ..precision import Precision
 from .sampling import gumbel_softmax
 
 GradReducer = Callable[[list[torch.Tensor]], None]
+_NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # fp32 and bf16 need none
 
 
 @dataclass(frozen=True)
@@ -93,24 +94,18 @@ def _backward_and_update(
     scaler: torch.amp.GradScaler | None,
 ) -> None:
     """Backward (loss-scaled under fp16), average gradients across processes (every process
-    ran the same paths, so the same parameters hold gradients), clip them, step."""
-    if scaler is not None and scaler.is_enabled():
-        scaler.scale(loss).backward()
-    else:
-        loss.backward()
-        scaler = None
+    ran the same paths, so the same parameters hold gradients), clip them, step. A disabled
+    scaler (the default) passes everything straight through."""
+    scaler = scaler or _NO_SCALING
+    scaler.scale(loss).backward()
     params = [p for p in params if p.grad is not None]
     if reduce_grads is not None:
         reduce_grads([p.grad for p in params])
-    if scaler is not None:
-        scaler.unscale_(optimizer)
+    scaler.unscale_(optimizer)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _autocast(precision: Precision | None):
