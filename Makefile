@@ -62,7 +62,7 @@ $(DEMO_DIR)/.space-stamp: $(DEMO_SPACE)
 # a finished one prints its summary again (rm -rf runs/demo/run to start it afresh).
 demo: $(STAMP) dataset $(DEMO_DIR)/.space-stamp
 	$(VENV)/bin/tfnas data show fashion-mnist --space tfnas-small
-	$(VENV)/bin/tfnas pipeline --space tfnas-small --lut $(DEMO_LUT) --target-fraction 0.5 \
+	$(VENV)/bin/tfnas pipeline --space tfnas-small --lut $(DEMO_LUT) --build-lut --target-fraction 0.5 \
 	  --data fashion-mnist --search-limit 4000 --search-epochs 4 --search-warmup-epochs 1 \
 	  --train-epochs 2 --train-lr 0.1 --train-drop-connect 0 --out $(DEMO_RUN)
 

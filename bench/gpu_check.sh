@@ -14,6 +14,11 @@
 #                                  the tfnas-imagenet latency table on the GPU at batch 32
 #                                  and its check against 30 whole networks; then the same
 #                                  with every block timed 10 calls back to back
+#   lut_imagenet_b1_b2b, lut_check_b1_b2b
+#                                  the same at batch 1 (launch-bound: timed back to back)
+#
+# GPU_CHECK_SKIP="name ..." leaves steps out (if a run overruns its 8 minutes, skip
+# official_vs_tfnas_auto first); GPU_CHECK_ONLY="name ..." runs only those.
 #
 # Usage: bench/gpu_check.sh OUT_DIR          (on a machine with a CUDA GPU)
 #        bench/gpu_check.sh OUT_DIR --smoke  (the same steps, tiny, on the CPU: checks the
@@ -76,6 +81,10 @@ STATUS="$OUT/status.txt"
 # step NAME LIMIT_S COMMAND...: stdout to NAME.json, stderr to NAME.log, outcome to status
 step() {
     local name=$1 limit=$2; shift 2
+    case " ${GPU_CHECK_SKIP:-} " in *" $name "*) return ;; esac
+    if [ -n "${GPU_CHECK_ONLY:-}" ]; then
+        case " $GPU_CHECK_ONLY " in *" $name "*) ;; *) return ;; esac
+    fi
     local t0=$(date +%s)
     timeout "$limit" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
     local rc=$?
@@ -119,6 +128,12 @@ step lut_imagenet_b32_b2b 150 "$PY" -m tfnas lut build --space $LUT_SPACE --devi
     --batch-size $LUT_BATCH --width-step $LUT_STEP --back-to-back 10 \
     --out "$OUT/lut-imagenet-b32-b2b.json"
 step lut_check_b32_b2b 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32-b2b.json" \
+    --archs $LUT_ARCHS --json
+# batch 1: a GPU is launch-bound there, so blocks are timed back to back from the start
+step lut_imagenet_b1_b2b 120 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
+    --batch-size 1 --width-step $LUT_STEP --back-to-back 10 \
+    --out "$OUT/lut-imagenet-b1-b2b.json"
+step lut_check_b1_b2b 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b1-b2b.json" \
     --archs $LUT_ARCHS --json
 
 "$PY" - "$OUT" "$DATA_KIND" "$DEVICE" "$STARTED" <<'EOF'

@@ -81,8 +81,12 @@ def test_real_fashion_mnist_when_installed():
 
 def test_image_folder_with_and_without_splits(tmp_path):
     write_image_folder(tmp_path / "plain")
+    # without train/ and val/: a seeded 10% (here 1 of 9) is held out as the test split
     data = open_dataset(str(tmp_path / "plain"), "train", image_size=32, channels=3)
-    assert data.classes == ("cat", "dog", "emu") and len(data) == 9
+    held_out = open_dataset(str(tmp_path / "plain"), "test", image_size=32, channels=3)
+    assert data.classes == held_out.classes == ("cat", "dog", "emu")
+    assert (len(data), len(held_out)) == (8, 1)
+    assert not set(data.dataset.samples) & set(held_out.dataset.samples)
     assert data.dataset[0][0].shape == (3, 32, 32)
     write_image_folder(tmp_path / "split" / "train")
     write_image_folder(tmp_path / "split" / "val", per_class=1)
@@ -100,9 +104,10 @@ def test_list_file(tmp_path):
     data = open_dataset(
         str(list_file), "train", image_size=32, channels=3, root=tmp_path / "images"
     )
-    assert len(data) == 9 and data.num_classes == 3
-    image, label = data.dataset[4]
-    assert image.shape == (3, 32, 32) and label == listed[4][1]
+    assert len(data) == 8 and data.num_classes == 3  # one of the 9 held out for testing
+    rel, label = data.dataset.samples[4]
+    image, loaded_label = data.dataset[4]
+    assert image.shape == (3, 32, 32) and (rel, label) in listed and loaded_label == label
     with pytest.raises(DataError, match="data root"):
         open_dataset(str(list_file), "train", image_size=32, channels=3)
     list_file.write_text("cat/0.png not-a-label\n")

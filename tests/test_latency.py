@@ -446,5 +446,5 @@ def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):
             "--out",
             tmp_path / "x.json",
         ),  # fmt: skip
-        "--back-to-back must be at least 1",
+        "--back-to-back: must be at least 1",
     )

@@ -46,7 +46,7 @@ def setup(tmp_path, monkeypatch):
 def test_pipeline_builds_searches_retrains_evaluates_and_profiles(setup, cli):
     tmp_path, config = setup
     run = tmp_path / "run"
-    summary = run_pipeline(PipelineConfig(**config), run, log=lambda _: None)
+    summary = run_pipeline(PipelineConfig(**config), run, log=lambda _: None, build_lut=True)
     assert json.loads((run / "summary.json").read_text()) == summary
     assert summary["lut"]["built"] and summary["lut"]["calibrated"]
     assert (tmp_path / "lut.json").is_file() and not list(tmp_path.glob("lut.json.*"))
@@ -90,7 +90,7 @@ def test_killed_pipeline_resumes_at_the_interrupted_step(setup, monkeypatch):
     tmp_path, config = setup
     revive = kill_training_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lambda _: None)
+        run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lambda _: None, build_lut=True)
     record = json.loads((tmp_path / "run" / "pipeline.json").read_text())
     assert list(record["steps"]) == ["latency table", "search"]
 
@@ -126,6 +126,10 @@ def test_pipeline_cli_reports_and_refuses_bad_input(setup, cli):
     quick = ["--search-epochs", "2", "--search-batch-size", "8", "--train-epochs", "1"]
     quick += ["--calibrate-archs", "3"]
     r = cli("pipeline", *common, "--lut", config["lut"], "--target-fraction", "0.5", *quick)
+    assert_user_error(r, "lut.json: no such latency table", "--build-lut")  # not built unasked
+    assert not (tmp_path / "r").exists()
+    r = cli("pipeline", *common, "--lut", config["lut"], "--target-fraction", "0.5", *quick,
+            "--build-lut")  # fmt: skip
     r2 = cli("pipeline", *common[:-2], "--out", tmp_path / "r2", "--lut", config["lut"],
              "--target-ms", "1000")  # fmt: skip
     assert r.code == 0, r.err  # the table now exists: targets are checked before any step
@@ -139,6 +143,7 @@ def test_sweep_writes_the_accuracy_latency_curve(setup, cli):
         "--space", config["space"], "--lut", config["lut"], "--data", config["data"],
         "--calibrate-archs", "3", "--search-epochs", "2", "--search-warmup-epochs", "1",
         "--search-batch-size", "8", "--train-epochs", "1", "--train-batch-size", "8",
+        "--build-lut",
     ]  # fmt: skip
     r = cli("sweep", *flags, "--target-fractions", "0.2,0.8", "--out", tmp_path / "sweep")
     assert r.code == 0, r.err
@@ -169,6 +174,7 @@ def test_pipeline_with_a_given_architecture_skips_the_search(setup, cli):
     flags = [
         "--space", config["space"], "--lut", config["lut"], "--data", config["data"],
         "--calibrate-archs", "3", "--train-epochs", "1", "--train-batch-size", "8",
+        "--build-lut",
     ]  # fmt: skip
     r = cli(
         "pipeline", *flags, "--arch", tmp_path / "given.json", "--out", tmp_path / "r", "--json"

@@ -40,7 +40,7 @@ def test_builtin_spaces_load():
 
 
 def test_imagenet_space_is_the_papers(imagenet):
-    """METHOD.md section 2, row by row."""
+    """docs/method.md section 2, row by row."""
     assert (imagenet.input_size, imagenet.input_channels, imagenet.classes) == (224, 3, 1000)
     stages = [(s.out_channels, s.blocks, s.stride, s.act) for s in imagenet.stages]
     assert stages == [

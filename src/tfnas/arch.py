@@ -8,6 +8,7 @@ different network.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,10 +117,26 @@ def architecture_from_dict(data: Any, source: str = "architecture") -> Architect
     """Build an :class:`Architecture` from parsed JSON, checking its shape (not its space)."""
 
     def fail(where: str, reason: str) -> ArchitectureError:
-        return ArchitectureError(f"{source}: field '{where}' {reason}.")
+        # JSON positions count from 0; the block is also said as every other message says
+        # it, from 1
+        found = re.match(r"stages\[(\d+)\](?:\.blocks\[(\d+)\])?", where)
+        at = ""
+        if found:
+            stage, block = found.groups()
+            at = f" (stage {int(stage) + 1}" + (f" block {int(block) + 1})" if block else ")")
+        return ArchitectureError(f"{source}: field '{where}'{at} {reason}.")
+
+    def unknown(obj: dict, known: tuple[str, ...], where: str) -> None:
+        extra = sorted(set(obj) - set(known))
+        if extra:
+            raise fail(
+                where or "(top level)",
+                f"has unknown key(s) {', '.join(map(repr, extra))} (known: {', '.join(known)})",
+            )
 
     if not isinstance(data, dict):
         raise ArchitectureError(f"{source}: must hold a JSON object, not {type(data).__name__}.")
+    unknown(data, ("format", "version", "space", "stages", "info"), "")
     if data.get("format") != ARCH_FORMAT:
         raise fail("format", f"must be '{ARCH_FORMAT}', got {data.get('format')!r}")
     if data.get("version") != ARCH_VERSION:
@@ -141,6 +158,7 @@ def architecture_from_dict(data: Any, source: str = "architecture") -> Architect
         where = f"stages[{s}]"
         if not isinstance(stage, dict) or not isinstance(stage.get("blocks"), list):
             raise fail(where, "must be an object with a list 'blocks'")
+        unknown(stage, ("depth", "blocks"), where)
         depth = stage.get("depth")
         if not _is_int(depth):
             raise fail(f"{where}.depth", f"must be an integer, got {depth!r}")
@@ -153,6 +171,7 @@ def architecture_from_dict(data: Any, source: str = "architecture") -> Architect
             bw = f"{where}.blocks[{j}]"
             if not isinstance(block, dict):
                 raise fail(bw, "must be an object")
+            unknown(block, ("kernel", "expansion", "se", "width"), bw)
             for key in ("kernel", "expansion", "width"):
                 if not _is_int(block.get(key)):
                     raise fail(f"{bw}.{key}", f"must be an integer, got {block.get(key)!r}")

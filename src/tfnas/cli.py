@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,13 +17,12 @@ from typing import Any
 
 from . import __version__
 from .errors import TfnasError
+from .io import check_output
 from .latency.build import DEFAULT_SCRUB_KIB
 from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
 from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
 from .search.searcher import WIDTH_GRIDS, WIDTH_MODES, SearchConfig
-
-log = logging.getLogger("tfnas")
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -145,6 +146,8 @@ def cmd_arch_random(args: argparse.Namespace) -> int:
     from .arch import random_architecture
     from .space import load_space
 
+    check_output(args.out, "--out", "file")
+
     space = load_space(args.space)
     arch = random_architecture(space, args.seed)
     arch.save(args.out)
@@ -236,6 +239,28 @@ def _forward_batch(net, data, batch_size: int) -> dict[str, Any]:
     }
 
 
+def _check_images(source: str, parts) -> None:
+    """Decode every image file of the data's parts; refuse, naming them, unreadable ones."""
+    from tqdm import tqdm
+
+    from .data import image_files, unreadable_images
+    from .errors import DataError
+
+    files = sorted({f for part in parts for f in image_files(part)})
+    with tqdm(
+        total=len(files), desc="reading images", unit="image", disable=not sys.stderr.isatty()
+    ) as bar:
+        bad = unreadable_images(files, bar.update)
+    if bad:
+        shown = ", ".join(f"{path} ({reason})" for path, reason in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(
+            f"{len(bad)} of the {len(files)} image files of {source} cannot be read: "
+            f"{shown}{more}; remove or replace them."
+        )
+    print(f"all {len(files)} image files of {source} decode", file=sys.stderr)
+
+
 def cmd_data_show(args: argparse.Namespace) -> int:
     from .data import open_dataset, search_split_indices
     from .space import load_space
@@ -258,25 +283,18 @@ def cmd_data_show(args: argparse.Namespace) -> int:
         "search_architecture_part": len(arch_idx),
         "seed": args.seed,
     }
-    try:
-        out["test_images"] = len(
-            open_dataset(
-                args.data,
-                "test",
-                image_size=space.input_size,
-                channels=channels,
-                root=args.data_root,
-            )
-        )
-    except TfnasError as exc:
-        out["test_images"] = None
-        log.info("no test split: %s", exc)
+    test = open_dataset(
+        args.data, "test", image_size=space.input_size, channels=channels, root=args.data_root
+    )
+    out["test_images"] = len(test)
+    if args.check:
+        _check_images(args.data, [train, test])
     if args.json:
         _print_json(out)
         return 0
     print(
         f"{args.data}: {out['train_images']} training images"
-        + (f", {out['test_images']} test images" if out["test_images"] is not None else "")
+        + f", {out['test_images']} test images"
         + f", {len(train.classes)} classes ({', '.join(train.classes)})"
     )
     print(f"as seen by {space.name}: tensors of shape {tuple(image.shape)}")
@@ -310,6 +328,7 @@ def _table_and_space(lut_path: str, space_arg: str | None):
         table.check_space(space)
     except LatencyTableError as exc:
         raise LatencyTableError(f"{lut_path}: {exc}") from None
+    table.check_entries(space, lut_path)
     return table, space
 
 
@@ -327,6 +346,8 @@ def _meter(args: argparse.Namespace):
 def cmd_lut_build(args: argparse.Namespace) -> int:
     from .latency.build import build_table, journal_path
     from .space import load_space
+
+    check_output(args.out, "--out", "file")
 
     space = load_space(args.space)
     meter = _meter(args)
@@ -357,6 +378,8 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
 
 def cmd_lut_import(args: argparse.Namespace) -> int:
     from .latency.official import import_tfnas_table
+
+    check_output(args.out, "--out", "file")
 
     table = import_tfnas_table(args.file)
     table.save(args.out)
@@ -397,9 +420,13 @@ def cmd_lut_range(args: argparse.Namespace) -> int:
 def cmd_lut_check(args: argparse.Namespace) -> int:
     from .latency.build import table_meter
     from .latency.check import check_table
+    from .latency.measure import fingerprint_differences, say_other_device
 
     table, space = _table_and_space(args.lut, args.space)
     meter = table_meter(table)
+    other_device = fingerprint_differences(table.device, meter.fingerprint())
+    if other_device:
+        say_other_device(args.lut, other_device)
     from tqdm import tqdm
 
     with tqdm(
@@ -413,7 +440,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     if args.calibrate:
         result.calibrated(table).save(args.lut)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({**result.to_dict(), "table_device_differs": bool(other_device)})
         return 0
     rows = [
         (
@@ -457,6 +484,23 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_space(arch_path: str, lut_path: str, table_space: str) -> None:
+    """An architecture and a table of different spaces: the table is the odd one out (the
+    architecture is what the user wants profiled), so the sentence names it."""
+    from .arch import architecture_from_dict
+    from .errors import ArchitectureError
+    from .io import read_json
+
+    arch = architecture_from_dict(
+        read_json(arch_path, "architecture file", ArchitectureError), arch_path
+    )
+    if arch.space_name != table_space:
+        raise TfnasError(
+            f"{lut_path}: is a latency table of space '{table_space}', but {arch_path} is a "
+            f"network of space '{arch.space_name}'; use a table built for '{arch.space_name}'."
+        )
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from .arch import load_architecture
     from .complexity import network_cost
@@ -466,6 +510,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     table = None
     if args.lut:
         table, space = _table_and_space(args.lut, args.space)
+        _same_space(args.arch, args.lut, table.space_name)
         arch, space = load_architecture(args.arch, space)
     else:
         arch, space = load_architecture(args.arch, args.space)
@@ -479,6 +524,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         reference = table_reference(table, space)
         if reference is None:
             say_no_reference(args.lut)
+    other_device: list[str] = []
+    if table is not None:
+        from .latency.measure import fingerprint_differences, say_other_device
+
+        other_device = fingerprint_differences(table.device, meter.fingerprint())
+        if other_device:
+            say_other_device(args.lut, other_device)
     net = Network(space, arch, classes, in_channels)
     timed = [(net, net.input_shape(1)[1:])]
     if reference is not None:  # in alternation with the network: the same moments for both
@@ -503,6 +555,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if table is not None:
         out["predicted_ms"] = table.predict(space, arch)
         out["error_pct"] = (out["predicted_ms"] - measured) / measured * 100
+        out["table_device_differs"] = bool(other_device)
         out["drift"] = drift.to_dict() if drift is not None else None
         if drift is not None:
             corrected = drift.corrected(measured)
@@ -541,6 +594,30 @@ def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
     return target_at_fraction(loaded, table, fraction)
 
 
+# options that only say how to run, not what the result is: free to differ on resume
+_RUNTIME_OPTIONS = {"resume", "threads", "verbose", "help"}
+
+
+def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict) -> None:
+    """A resumed run keeps the settings it was started with: refuse, naming them, every
+    option typed now that would change them (or that a saved run has no place for)."""
+    from .rundir import settings_changed
+
+    changed = []
+    for dest in sorted(args.given - _RUNTIME_OPTIONS):
+        flag = "--" + dest.replace("_", "-")
+        value = getattr(args, dest)
+        if dest == "out":
+            if Path(value).resolve() != run_dir.resolve():
+                changed.append(f"{flag} {value} (the run is in {run_dir})")
+        elif dest not in saved:
+            changed.append(f"{flag} (a saved run keeps its own)")
+        elif json.loads(json.dumps(value)) != saved[dest]:
+            changed.append(f"{flag} {value} (it was started with {saved[dest]})")
+    if changed:
+        raise settings_changed(run_dir, changed)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
@@ -559,6 +636,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise TfnasError(
                 f"{config_path}: is not a tfnas search configuration ({exc})."
             ) from None
+        _refuse_other_settings(args, run_dir, config.to_dict())
     else:
         missing = [
             f"--{n.replace('_', '-')}" for n in ("space", "lut", "out") if getattr(args, n) is None
@@ -636,6 +714,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         drop_connect=args.drop_connect,
         ema_decay=args.ema,
+        bn_batches=args.bn_batches,
         precision=args.precision,
         deterministic=args.deterministic,
         seed=args.seed,
@@ -681,6 +760,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_network
     from .train import trained_network
+
+    check_output(args.out, "--out", "file")
 
     net, space = trained_network(args.arch, args.weights, args.space)
     check = export_network(
@@ -749,7 +830,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = _pipeline_config(
         args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
     )
-    summary = run_pipeline(config, args.out)
+    summary = run_pipeline(config, args.out, build_lut=args.build_lut)
     if args.json:
         _print_json(summary)
     else:
@@ -774,6 +855,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         targets,
         fractions,
         log=lambda line: print(line, file=sys.stderr, flush=True),
+        build_lut=args.build_lut,
     )
     table = [
         (
@@ -793,6 +875,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
+    if args.out is not None:
+        check_output(args.out, "--out", "directory")
     report = write_report(args.run_dir, args.out)
     print(
         f"wrote {report.html_path} ({len(report.figure_paths)} figures, also as PNG files in "
@@ -804,8 +888,92 @@ def cmd_report(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help line, unless it has none or the text says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and default not in (None, False, argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported the way every other user error is: one
+    sentence on stderr and exit status 2, pointing to the command's --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.removeprefix("tfnas").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"tfnas: error: {where}{message} (see {self.prog} --help).\n")
+
+
+def _given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the options typed on the command line (unique prefixes
+    included), as opposed to those left at their defaults."""
+    given = set()
+    for token in argv:
+        if not token.startswith("--") or token == "--":
+            continue
+        name = token.split("=", 1)[0]
+        actions = parser._option_string_actions
+        if name in actions:
+            given.add(actions[name].dest)
+            continue
+        matches = {a.dest for s, a in actions.items() if s.startswith(name)}
+        if len(matches) == 1:
+            given |= matches
+    return given
+
+
+def _leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The sub-command's own parser (tfnas lut build -> the parser of 'build')."""
+    while parser._subparsers is not None:
+        action = next(
+            a
+            for a in parser._subparsers._group_actions
+            if isinstance(a, argparse._SubParsersAction)
+        )
+        parser = action.choices[getattr(args, action.dest)]
+    return parser
+
+
+# help of options that mean the same in every command (an option's own help wins)
+_COMMON_HELP = {
+    "space": "search space: a built-in name (tfnas spaces) or a YAML file",
+    "data": "data source: fashion-mnist | mnist | cifar10 | NAME:DIR | image folder | list file",
+    "data_root": "image root for a list-file data source (default: the list file's folder)",
+    "seed": "random seed",
+    "in_channels": "input channels of the network (default: the space's)",
+    "device": "where to run: auto (a CUDA GPU when there is one), cpu or cuda",
+    "workers": "data-loading worker processes (for image folders and list files)",
+    "threads": "CPU threads (default: torch's)",
+    "classes": "number of classes (default: the table's, else the space's)",
+    "weights": "trained weights (best.pt of a training run)",
+    "json": "machine-readable output (JSON on stdout)",
+}
+
+
+def _fill_common_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_common_help(sub)
+        elif action.option_strings and action.help is None:
+            action.help = _COMMON_HELP.get(action.dest)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfnas",
         description="Latency-constrained neural architecture search (TF-NAS) on your own device.",
     )
@@ -829,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = arch_sub.add_parser("random", help="a uniformly random architecture of a space")
     q.add_argument("--space", required=True, metavar="NAME|FILE")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", required=True, metavar="ARCH.json")
+    q.add_argument("--out", required=True, metavar="ARCH.json", help="architecture file to write")
     q.set_defaults(func=cmd_arch_random)
 
     p = sub.add_parser("info", help="params, FLOPs and per-block table of an architecture")
@@ -839,11 +1007,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|FILE",
         help="the architecture's space, when it is not a built-in one",
     )
-    p.add_argument("--classes", type=int, help="number of classes (default: the data's or space's)")
+    p.add_argument(
+        "--classes", type=_whole(2), help="number of classes (default: the data's or space's)"
+    )
     p.add_argument("--in-channels", type=int, choices=(1, 3), help="input channels")
     p.add_argument("--data", metavar="D", help="also run one real batch of this data through it")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_whole(1), default=32, help="images in the --data batch")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
@@ -858,9 +1028,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--space", default="tfnas-small", metavar="NAME|FILE")
     q.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
     q.add_argument("--in-channels", type=int, choices=(1, 3))
-    q.add_argument("--arch-fraction", type=float, default=0.2)
-    q.add_argument("--limit", type=int, help="split only a seeded subset of this many images")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--arch-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training images that trains the architecture in a search",
+    )
+    q.add_argument("--limit", type=_whole(2), help="split only a seeded subset of this many images")
+    q.add_argument("--seed", type=int, default=0, help="seed of the search split")
+    q.add_argument(
+        "--check",
+        action="store_true",
+        help="decode every image file (image folders, list files) and name unreadable ones",
+    )
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_data_show)
 
@@ -871,12 +1051,12 @@ def build_parser() -> argparse.ArgumentParser:
     _timing_args(q)
     q.add_argument(
         "--width-step",
-        type=int,
+        type=_whole(1),
         default=8,
         metavar="K",
         help="measure every K mid channels plus the bounds (default 8)",
     )
-    q.add_argument("--classes", type=int, help="classifier size (default: the space's)")
+    q.add_argument("--classes", type=_whole(2), help="classifier size (default: the space's)")
     q.add_argument("--in-channels", type=int, choices=(1, 3))
     q.add_argument(
         "--scrub-kib",
@@ -889,20 +1069,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--resume", action="store_true", help="continue a killed build")
     q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
-    q.add_argument("--out", required=True, metavar="LUT.json")
+    q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_build)
     q = lut_sub.add_parser("import-tfnas", help="import a latency table published with the paper")
     q.add_argument("file", metavar="FILE")
-    q.add_argument("--out", required=True, metavar="LUT.json")
+    q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_import)
     q = lut_sub.add_parser("range", help="fastest and slowest architecture of the space")
-    q.add_argument("--lut", required=True, metavar="LUT.json")
+    q.add_argument("--lut", required=True, metavar="LUT.json", help="latency table")
     q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_lut_range)
     q = lut_sub.add_parser("check", help="predicted vs measured latency of random networks")
-    q.add_argument("--lut", required=True, metavar="LUT.json")
-    q.add_argument("--archs", type=int, default=30, metavar="N")
+    q.add_argument("--lut", required=True, metavar="LUT.json", help="latency table")
+    q.add_argument(
+        "--archs", type=_whole(1), default=30, metavar="N", help="random networks to measure"
+    )
     q.add_argument("--seed", type=int, default=1000)
     q.add_argument(
         "--calibrate",
@@ -917,12 +1099,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH.json")
     _timing_args(p)
     p.add_argument("--lut", metavar="LUT.json", help="also predict with this table")
-    p.add_argument("--rounds", type=int, default=20, help="timing windows (default 20)")
-    p.add_argument("--gap", type=float, default=0.5, help="seconds between windows (default 0.5)")
+    p.add_argument("--rounds", type=_whole(1), default=20, help="timing windows (default 20)")
+    p.add_argument(
+        "--gap", type=_number(0), default=0.5, help="seconds between windows (default 0.5)"
+    )
     p.add_argument(
         "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
     )
-    p.add_argument("--classes", type=int)
+    p.add_argument("--classes", type=_whole(2))
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
@@ -930,8 +1114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search an architecture that meets a latency target")
     p.add_argument("--space", metavar="NAME|FILE")
     p.add_argument("--lut", metavar="LUT.json", help="latency table of the space on the device")
-    p.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
-    p.add_argument(
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
+    target.add_argument(
         "--target-fraction",
         type=float,
         metavar="F",
@@ -939,7 +1124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", default=_search_default("data"), metavar="D")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    p.add_argument("--epochs", type=int, default=_search_default("epochs"))
+    p.add_argument("--epochs", type=int, default=_search_default("epochs"), help="search epochs")
     p.add_argument("--warmup-epochs", type=int, help="weight-only epochs first (default epochs/9)")
     p.add_argument(
         "--lambda-lat",
@@ -948,7 +1133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the latency loss",
     )
     p.add_argument("--seed", type=int, default=_search_default("seed"))
-    p.add_argument("--batch-size", type=int, default=_search_default("batch_size"))
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=_search_default("batch_size"),
+        help="images per step (checked against the memory available before the start)",
+    )
     p.add_argument("--limit", type=int, help="search on a seeded subset of this many images")
     p.add_argument(
         "--weight-lr",
@@ -974,15 +1164,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=_search_default("arch_every"),
         help="one architecture step every this many weight steps",
     )
-    p.add_argument("--sampling", default=_search_default("sampling"), choices=SAMPLINGS)
+    p.add_argument(
+        "--sampling",
+        default=_search_default("sampling"),
+        choices=SAMPLINGS,
+        help="how a weight step samples its paths (gumbel-random: the paper's bi-sampling)",
+    )
     p.add_argument(
         "--op-weights",
         default=_search_default("op_weights"),
         choices=OP_WEIGHTS,
         help="candidate ops share one kernel bank per block, or each has its own (the paper)",
     )
-    p.add_argument("--depth", default=_search_default("depth"), choices=DEPTH_MODES)
-    p.add_argument("--width", default=_search_default("width"), choices=WIDTH_MODES)
+    p.add_argument(
+        "--depth",
+        default=_search_default("depth"),
+        choices=DEPTH_MODES,
+        help="depth search (sink: the paper's sink-connecting)",
+    )
+    p.add_argument(
+        "--width",
+        default=_search_default("width"),
+        choices=WIDTH_MODES,
+        help="width search (elastic: the paper's elasticity-scaling)",
+    )
     p.add_argument(
         "--width-grid",
         default=_search_default("width_grid"),
@@ -991,8 +1196,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
-    p.add_argument("--threads", type=int, help="CPU threads for training (default: torch's)")
-    p.add_argument("--out", metavar="RUN_DIR")
+    p.add_argument("--threads", type=_whole(1), help="CPU threads for training (default: torch's)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory of a new search")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _precision_arg(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
@@ -1005,23 +1210,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=10, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.2 x batch / 512)")
-    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (SGD)")
     p.add_argument("--warmup-epochs", type=float, help="linear warm-up (default 2%% of epochs)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument(
+        "--label-smoothing", type=float, default=0.1, help="of the cross-entropy, in [0, 1)"
+    )
     p.add_argument("--dropout", type=float, help="before the classifier (default: the space's)")
-    p.add_argument("--drop-connect", type=float, default=0.2)
+    p.add_argument(
+        "--drop-connect",
+        type=float,
+        default=0.2,
+        help="drop-connect rate of the last block (scaled down towards the first)",
+    )
     p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights")
+    p.add_argument(
+        "--bn-batches",
+        type=int,
+        metavar="N",
+        help="training batches that re-estimate the batch-norm statistics before every "
+        "evaluation (default: 50 for runs of under 1,000 steps, whose running statistics "
+        "have not settled, else 0)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on a seeded subset of this many images")
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_whole(1))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _precision_arg(p)
-    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
     p.set_defaults(func=cmd_train)
 
@@ -1031,7 +1251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", metavar="NAME|FILE")
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_whole(1), default=256, help="images per batch")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -1040,9 +1260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--weights", required=True, metavar="W.pt")
     p.add_argument("--space", metavar="NAME|FILE")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max |exported - torch| on logits")
-    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    p.add_argument(
+        "--tolerance",
+        type=_number(0, open_low=True),
+        default=1e-4,
+        help="max |exported - torch| on logits",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="model file to write")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser(
         "pipeline",
@@ -1050,7 +1275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _pipeline_args(p)
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--target-ms", type=float, metavar="T")
+    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
     target.add_argument(
         "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
     )
@@ -1076,6 +1301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a search, training or pipeline run")
     p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR)")
     p.set_defaults(func=cmd_report)
+    _fill_common_help(parser)
     return parser
 
 
@@ -1086,7 +1312,13 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         "--lut",
         required=True,
         metavar="LUT.json",
-        help="latency table: reused when it exists, else built (and calibrated) on this CPU",
+        help="latency table of the space on this device (see --build-lut)",
+    )
+    p.add_argument(
+        "--build-lut",
+        action="store_true",
+        help="when --lut does not exist, measure it there on this CPU first and calibrate it "
+        "(minutes); without this flag a missing table is an error",
     )
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
@@ -1098,18 +1330,22 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="whole networks measured to calibrate a new table (0: none)",
     )
-    p.add_argument("--search-epochs", type=int, metavar="E")
-    p.add_argument("--search-warmup-epochs", type=int, metavar="E")
+    p.add_argument("--search-epochs", type=int, metavar="E", help="search epochs")
+    p.add_argument(
+        "--search-warmup-epochs", type=int, metavar="E", help="weight-only search epochs first"
+    )
     p.add_argument("--search-limit", type=int, metavar="N", help="search on N training images")
-    p.add_argument("--search-batch-size", type=int, metavar="B")
+    p.add_argument("--search-batch-size", type=int, metavar="B", help="search batch size")
     p.add_argument("--search-lr", type=float, metavar="LR", help="the supernet's peak lr")
-    p.add_argument("--search-op-weights", choices=OP_WEIGHTS)
-    p.add_argument("--train-epochs", type=int, metavar="E")
+    p.add_argument("--search-op-weights", choices=OP_WEIGHTS, help="see tfnas search --op-weights")
+    p.add_argument("--train-epochs", type=int, metavar="E", help="retraining epochs")
     p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
-    p.add_argument("--train-batch-size", type=int, metavar="B")
-    p.add_argument("--train-lr", type=float, metavar="LR")
-    p.add_argument("--train-drop-connect", type=float, metavar="P")
-    p.add_argument("--threads", type=int, help="CPU threads for search and retraining")
+    p.add_argument("--train-batch-size", type=int, metavar="B", help="retraining batch size")
+    p.add_argument("--train-lr", type=float, metavar="LR", help="retraining peak lr")
+    p.add_argument(
+        "--train-drop-connect", type=float, metavar="P", help="retraining drop-connect rate"
+    )
+    p.add_argument("--threads", type=_whole(1), help="CPU threads for search and retraining")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _precision_arg(p, pipeline=True)
     p.add_argument(
@@ -1138,15 +1374,55 @@ def _precision_arg(p: argparse.ArgumentParser, pipeline: bool = False) -> None:
     )
 
 
+def _whole(low: int):
+    """An argparse type: a whole number of at least ``low`` (argparse names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.numeric = True  # type: ignore[attr-defined]  # for bench/input_sweep.py
+    return parse
+
+
+def _number(low: float, open_low: bool = False):
+    """An argparse type: a finite number of at least (or, ``open_low``, above) ``low``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < low or (open_low and value == low):
+            relation = "above" if open_low else "at least"
+            raise argparse.ArgumentTypeError(f"must be {relation} {low:g}, got {text}")
+        return value
+
+    parse.numeric = True  # type: ignore[attr-defined]
+    return parse
+
+
 def _search_default(name: str) -> Any:
     """A search setting's default, as :class:`SearchConfig` declares it (one source)."""
     return SearchConfig.__dataclass_fields__[name].default
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "ort-cpu"))
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "ort-cpu"),
+        help="what times the networks: torch on the CPU or a CUDA GPU, or ONNX Runtime",
+    )
+    p.add_argument("--threads", type=_whole(1), default=1, help="CPU threads (default 1)")
+    p.add_argument("--batch-size", type=_whole(1), default=1, help="images per timed call")
     p.add_argument(
         "--statistic",
         default="p25",
@@ -1155,7 +1431,7 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--back-to-back",
-        type=int,
+        type=_whole(1),
         default=1,
         metavar="N",
         help="time N calls back to back per sample (CUDA: between one pair of events, so "
@@ -1163,9 +1439,21 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _one_sentence(exc: TfnasError) -> str:
+    """The error's sentence; one raised in a DataLoader worker process arrives wrapped in
+    the worker's traceback, whose last line holds it."""
+    text = str(exc).strip()
+    if "Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.given = _given_options(_leaf_parser(parser, args), argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -1173,11 +1461,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except TfnasError as exc:
-        print(f"tfnas: error: {exc}", file=sys.stderr)
+        print(f"tfnas: error: {_one_sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tfnas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (tfnas ... | head): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

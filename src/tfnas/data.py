@@ -7,7 +7,9 @@ A data *source* is a string, as given to ``--data``:
   downloaded by torchvision when the machine is online. ``NAME:DIR`` reads the dataset's
   original files (``*-idx?-ubyte[.gz]`` for the MNIST family) from ``DIR``.
 - a directory: torchvision's ``ImageFolder``. With ``train/`` and ``val/`` (or ``test/``)
-  subfolders those are the splits; otherwise the folder is used for whichever split is asked.
+  subfolders those are the splits (their class folders must agree); otherwise a seeded
+  ``HELD_OUT`` share of the folder's images is held out as the test split, with a note, so
+  that a network is never evaluated on the images it trained on.
 - a list file: one ``relative/path label`` per line (the paper's format), paths relative to
   ``root`` (default: the list file's folder).
 
@@ -22,6 +24,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
@@ -38,6 +42,8 @@ from torchvision.transforms.v2 import functional as TF
 from .errors import DataError
 
 SPLITS = ("train", "test")
+HELD_OUT = 0.1  # of a plain image folder's or single list file's images: the test split
+_noted: set[str] = set()  # notes said once per process
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
@@ -283,10 +289,54 @@ class ListFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         rel, label = self.samples[index]
-        image = datasets.folder.default_loader(str(self.root / rel))
+        image = load_image(str(self.root / rel))
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+def load_image(path: str) -> Any:
+    """An image file as an RGB PIL image; a file that cannot be decoded is one sentence
+    naming it, not a traceback deep in a DataLoader."""
+    try:
+        return datasets.folder.pil_loader(path)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(
+            f"{path}: cannot be read as an image ({exc}); remove or replace it (tfnas data "
+            "show DATA --check lists every unreadable file)."
+        ) from None
+
+
+def image_files(data: ImageData) -> list[str]:
+    """The files behind ``data``'s images (none for data held in memory)."""
+    dataset = data.dataset
+    indices = None
+    while isinstance(dataset, Subset):
+        indices = dataset.indices if indices is None else [dataset.indices[i] for i in indices]
+        dataset = dataset.dataset
+    if isinstance(dataset, ListFileDataset):
+        files = [str(dataset.root / rel) for rel, _ in dataset.samples]
+    elif isinstance(dataset, datasets.ImageFolder):
+        files = [path for path, _ in dataset.samples]
+    else:
+        return []
+    return files if indices is None else [files[i] for i in indices]
+
+
+def unreadable_images(
+    files: Sequence[str], progress: Callable[[int], None] | None = None
+) -> list[tuple[str, str]]:
+    """The files among ``files`` that do not decode as images, each with the reason."""
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            bad.append((path, str(exc)))
+        if progress is not None:
+            progress(1)
+    return bad
 
 
 def open_dataset(
@@ -307,6 +357,11 @@ def open_dataset(
         raise DataError(f"unknown split '{split}' (choose from {', '.join(SPLITS)}).")
     augment = split == "train" if train_transform is None else train_transform
     name, _, location = source.partition(":")
+    if root is not None and not Path(source).is_file():
+        raise DataError(
+            f"--data-root {root} is for list-file data, and {source} is not a list file; "
+            "drop --data-root."
+        )
     if name in CATALOGUE:
         return _open_catalogued(
             name, location or None, split, image_size, channels, augment, download
@@ -320,6 +375,11 @@ def open_dataset(
         )
         ds = ListFileDataset(path, Path(root) if root is not None else None, make(augment))
         classes = tuple(str(i) for i in range(ds.num_classes))
+        if len(classes) < 2:
+            raise DataError(
+                f"{path}: lists one class only (label 0); a classifier needs at least two."
+            )
+        _hold_out(ds, split, path, "is one list file, not a train and a test list")
         return ImageData(str(path), split, ds, classes, make)
     raise DataError(
         f"data source '{source}' is neither a known dataset ({', '.join(CATALOGUE)}), "
@@ -331,6 +391,7 @@ def _open_folder(
     path: Path, split: str, image_size: int, channels: int, augment: bool
 ) -> ImageData:
     folder = path
+    held_out = False
     if (path / "train").is_dir():
         names = ("train",) if split == "train" else ("val", "test")
         found = [path / n for n in names if (path / n).is_dir()]
@@ -339,16 +400,68 @@ def _open_folder(
                 f"{path}: has a train/ folder but no val/ or test/ folder to evaluate on."
             )
         folder = found[0]
+        if split == "test":
+            _check_same_classes(path / "train", folder)
+    else:
+        held_out = True
     make = partial(
         build_transform, image_size, channels, mean=IMAGENET_STATS[0], std=IMAGENET_STATS[1]
     )
     try:
-        ds = datasets.ImageFolder(str(folder), transform=make(augment))
+        ds = datasets.ImageFolder(str(folder), transform=make(augment), loader=load_image)
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataError(
             f"{folder}: is not an image folder with one sub-folder per class ({exc})."
         ) from None
+    if len(ds.classes) < 2:
+        raise DataError(
+            f"{folder}: holds one class only ({ds.classes[0]}); a classifier needs at least "
+            "two class folders."
+        )
+    if held_out:
+        _hold_out(ds, split, path, "has no train/ and val/ folders")
     return ImageData(str(folder), split, ds, tuple(ds.classes), make)
+
+
+def _check_same_classes(train: Path, evaluation: Path) -> None:
+    """Labels are class-folder indices: folders that differ would mislabel every image."""
+    try:
+        train_classes = datasets.folder.find_classes(str(train))[0]
+        eval_classes = datasets.folder.find_classes(str(evaluation))[0]
+    except (FileNotFoundError, RuntimeError):
+        return  # ImageFolder names the problem when it opens the folder
+    if train_classes != eval_classes:
+        only_train = sorted(set(train_classes) - set(eval_classes))
+        only_eval = sorted(set(eval_classes) - set(train_classes))
+        raise DataError(
+            f"{evaluation}: its class folders differ from those of {train} (only in "
+            f"{train.name}/: {', '.join(only_train) or 'none'}; only in {evaluation.name}/: "
+            f"{', '.join(only_eval) or 'none'}); the labels would not match."
+        )
+
+
+def _hold_out(ds: Dataset, split: str, path: Path, why: str) -> None:
+    """Keep the train or the held-out test share of the images of ``ds`` (an ImageFolder or
+    a list file's dataset: its ``samples`` list is cut down), seeded by nothing but the
+    images' number, so that every command sees the same split."""
+    samples = ds.samples  # type: ignore[attr-defined]
+    n = len(samples)
+    n_test = max(1, round(n * HELD_OUT))
+    if n_test >= n:
+        raise DataError(f"{path}: holds {n} image(s), too few to hold any out for testing.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    keep = sorted(order[:n_test] if split == "test" else order[n_test:])
+    ds.samples = [samples[i] for i in keep]  # type: ignore[attr-defined]
+    if isinstance(ds, datasets.ImageFolder):
+        ds.imgs = ds.samples
+        ds.targets = [label for _, label in ds.samples]
+    if str(path) not in _noted:
+        _noted.add(str(path))
+        print(
+            f"note: {path} {why}: {n_test} of its {n} images ({HELD_OUT:.0%}, seeded) are "
+            "held out as the test split, the rest train.",
+            file=sys.stderr,
+        )
 
 
 def _open_catalogued(

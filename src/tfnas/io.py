@@ -59,3 +59,22 @@ def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) 
             f"{path}: is not valid JSON, perhaps truncated (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg})."
         ) from None
+
+
+def check_output(path: str | os.PathLike[str], flag: str, kind: str) -> Path:
+    """Refuse, before any work, an output ``path`` that cannot become a ``kind`` ("file" or
+    "directory"): a directory where a file goes, a file where a directory goes, or a place
+    that cannot be written."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise TfnasError(f"{flag} {path}: is a directory; give the name of a file to write.")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise TfnasError(f"{flag} {path}: is a file, not a directory; choose another {flag}.")
+    parent = path.parent if kind == "file" or not path.exists() else path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise TfnasError(f"{flag} {path}: cannot be made, since {parent} is a file.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TfnasError(f"{flag} {path}: cannot be written ({parent} is not writable).")
+    return path

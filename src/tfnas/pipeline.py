@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .errors import TfnasError
-from .io import atomic_write_json, read_json
+from .io import atomic_write_json, check_output, read_json
 from .latency.measure import LatencyMeter
 
 FORMAT = "tfnas-pipeline"
@@ -55,10 +58,31 @@ class PipelineConfig:
             raise TfnasError("give the latency target as --target-ms or --target-fraction.")
         if self.arch is None and self.target_ms is None and self.target_fraction is None:
             raise TfnasError("give the latency target as --target-ms or --target-fraction.")
-        if self.target_fraction is not None and not 0 <= self.target_fraction <= 1:
-            raise TfnasError(f"--target-fraction must lie in [0, 1], got {self.target_fraction}.")
+        checks.optional(checks.positive, self.target_ms, "--target-ms")
+        checks.optional(checks.within, self.target_fraction, "--target-fraction", 0, 1)
         if self.calibrate_archs and self.calibrate_archs < 3:
             raise TfnasError("--calibrate-archs must be 0 (no calibration) or at least 3.")
+        self._validate_steps()
+
+    def _validate_steps(self) -> None:
+        """The search's and the retraining's settings, checked before any step runs (the
+        target is checked on its own); their flags named as the pipeline spells them."""
+        from .search.searcher import SearchConfig
+        from .train import TrainConfig
+
+        common = dict(data=self.data, data_root=self.data_root, seed=self.seed)
+        for part, make in (
+            ("search", lambda: SearchConfig(self.space, self.lut, 1.0, **common, **self.search)),
+            ("train", lambda: TrainConfig("arch.json", self.space, **common, **self.train)),
+        ):
+            try:
+                make().validate()
+            except TypeError as exc:  # an API caller's unknown setting
+                raise TfnasError(f"the pipeline's {part} settings: {exc}.") from None
+            except TfnasError as exc:
+                raise TfnasError(
+                    re.sub(r"--([a-z][a-z-]*)", partial(_step_flag, part), str(exc))
+                ) from None
 
 
 @dataclass
@@ -75,8 +99,11 @@ class Pipeline:
         config: PipelineConfig,
         run_dir: str | Path,
         log: Callable[[str], None] | None = None,
+        build_lut: bool = False,
     ) -> None:
         config.validate()
+        check_output(run_dir, "--out", "directory")
+        self.build_lut = build_lut
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise TfnasError(
                 "tfnas pipeline runs in one process; under torchrun, run `tfnas search` and "
@@ -128,11 +155,17 @@ class Pipeline:
         return result
 
     # -- the steps ------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def check_inputs(self):
+        """Refuse bad input before any step starts (:meth:`run` calls it; a sweep calls it
+        for every target first); returns the search space."""
         from .space import load_space
 
         space = load_space(self.config.space)
         self._check_inputs(space)
+        return space
+
+    def run(self) -> dict[str, Any]:
+        space = self.check_inputs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._save()
         lut = self._step("latency table", lambda: self._latency_table(space))
@@ -186,6 +219,11 @@ class Pipeline:
         elif Path(c.lut).exists() and "search" not in self.steps:
             table = load_table(c.lut, space)
             check_target(space, table, self._target_ms(space, table))
+        if not Path(c.lut).exists() and not self.build_lut and "search" not in self.steps:
+            raise TfnasError(
+                f"{c.lut}: no such latency table; correct --lut, or pass --build-lut to "
+                "measure one there on this machine (minutes: tfnas-small about 3 on a CPU)."
+            )
         open_dataset(
             c.data,
             "train",
@@ -203,44 +241,7 @@ class Pipeline:
         return target_at_fraction(space, table, c.target_fraction)
 
     def _latency_table(self, space) -> dict[str, Any]:
-        from .latency.build import build_table
-        from .latency.check import check_table
-        from .latency.table import load_table
-
-        path = Path(self.config.lut)
-        if path.exists():
-            table = load_table(path, space)
-            return {
-                "built": False,
-                "build_seconds": table.meta.get("build_seconds"),
-                "calibrated": table.calibration is not None,
-            }
-        c = self.config
-        meter = LatencyMeter(c.lut_device, threads=c.lut_threads, batch_size=c.lut_batch_size)
-        self.log(f"building {path} on {c.lut_device} (a killed build resumes)")
-        building = path.with_name(path.name + ".uncalibrated")
-        if building.exists():  # built before a kill during the calibration
-            table = load_table(building, space)
-        else:
-            table = build_table(space, meter, building, resume=True)
-        result: dict[str, Any] = {
-            "built": True,
-            "build_seconds": table.meta.get("build_seconds"),
-            "calibrated": False,
-        }
-        if c.calibrate_archs:
-            self.log(f"calibrating on {c.calibrate_archs} whole random networks")
-            check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
-            table = check.calibrated(table)
-            loo = check.after_leave_one_out
-            result.update(
-                calibrated=True,
-                leave_one_out_median_pct=loo["median_abs_pct"],
-                leave_one_out_within_10pct=loo["within_10pct"],
-            )
-        table.save(path)
-        building.unlink()
-        return result
+        return ensure_table(self.config, space, self.log)
 
     def _search(self, space) -> dict[str, Any]:
         from .latency.table import load_table
@@ -343,15 +344,76 @@ class Pipeline:
         return out
 
 
+# the pipeline's flags of step settings are --search-NAME / --train-NAME, except these
+_STEP_FLAGS = {
+    ("search", "weight-lr"): "--search-lr",
+    ("search", "precision"): "--precision",
+    ("train", "precision"): "--precision",
+}
+
+
+def _step_flag(part: str, flag: re.Match[str]) -> str:
+    return _STEP_FLAGS.get((part, flag.group(1)), f"--{part}-{flag.group(1)}")
+
+
+def ensure_table(
+    config: PipelineConfig, space, log: Callable[[str], None] = lambda line: None
+) -> dict[str, Any]:
+    """The pipeline's latency table: reused when ``config.lut`` exists, else built on this
+    machine (resumable) and calibrated on whole networks; returns how it was made."""
+    from .latency.build import build_table
+    from .latency.check import check_table
+    from .latency.table import load_table
+
+    c = config
+    path = Path(c.lut)
+    if path.exists():
+        table = load_table(path, space)
+        return {
+            "built": False,
+            "build_seconds": table.meta.get("build_seconds"),
+            "calibrated": table.calibration is not None,
+        }
+    meter = LatencyMeter(c.lut_device, threads=c.lut_threads, batch_size=c.lut_batch_size)
+    log(f"building {path} on {c.lut_device} (a killed build resumes)")
+    building = path.with_name(path.name + ".uncalibrated")
+    if building.exists():  # built before a kill during the calibration
+        table = load_table(building, space)
+    else:
+        table = build_table(space, meter, building, resume=True)
+    result: dict[str, Any] = {
+        "built": True,
+        "build_seconds": table.meta.get("build_seconds"),
+        "calibrated": False,
+    }
+    if c.calibrate_archs:
+        log(f"calibrating on {c.calibrate_archs} whole random networks")
+        check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
+        table = check.calibrated(table)
+        loo = check.after_leave_one_out
+        result.update(
+            calibrated=True,
+            leave_one_out_median_pct=loo["median_abs_pct"],
+            leave_one_out_within_10pct=loo["within_10pct"],
+        )
+    table.save(path)
+    building.unlink()
+    return result
+
+
 def _pct(value: float, reference: float) -> float:
     return (value - reference) / reference * 100
 
 
 def run_pipeline(
-    config: PipelineConfig, run_dir: str | Path, log: Callable[[str], None] | None = None
+    config: PipelineConfig,
+    run_dir: str | Path,
+    log: Callable[[str], None] | None = None,
+    build_lut: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) the whole chain and return its summary (also in ``summary.json``)."""
-    return Pipeline(config, run_dir, log).run()
+    """Run (or resume) the whole chain and return its summary (also in ``summary.json``).
+    A missing latency table is built only with ``build_lut``."""
+    return Pipeline(config, run_dir, log, build_lut).run()
 
 
 def format_summary(summary: dict[str, Any]) -> str:

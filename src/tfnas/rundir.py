@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import TfnasError
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 
 
 def dataclass_defaults(cls: type) -> dict[str, Any]:
@@ -37,21 +38,29 @@ class RunDir:
     """The folder of one run of ``kind`` ("search", "training run") with its checkpoint."""
 
     def __init__(self, path: str | Path, kind: str, checkpoint: str) -> None:
-        self.path = Path(path)
+        self.path = check_output(path, "--out", "directory")
         self.kind = kind
         self.checkpoint = self.path / checkpoint
         self.config_file = self.path / "config.json"
         self.metrics_file = self.path / "metrics.jsonl"
+        self.created = not self.path.exists()  # by this run: removable if it fails at once
 
     def guard(
-        self, config: dict[str, Any], resume: bool, defaults: dict[str, Any] | None = None
+        self,
+        config: dict[str, Any],
+        resume: bool,
+        defaults: dict[str, Any] | None = None,
+        flags: dict[str, str] | None = None,
     ) -> None:
         """Refuse to start over an existing run, or to resume one with other settings.
 
-        A run saved by a tfnas with fewer settings resumes when each newer setting is at its
-        default (``defaults``, the config's defaults), which is what that run used; a setting
-        tfnas no longer has is not compared."""
-        if not (self.checkpoint.exists() or self.config_file.exists()):
+        A directory without a checkpoint holds no finished epoch (a run killed or failed
+        before its first): a new start there loses nothing and is allowed. A run saved by a
+        tfnas with fewer settings resumes when each newer setting is at its default
+        (``defaults``, the config's defaults), which is what that run used; a setting tfnas
+        no longer has is not compared. ``flags`` names a setting's command-line flag where
+        it is not ``--`` plus the setting's name."""
+        if not self.checkpoint.exists():
             return
         config = json.loads(json.dumps(config))  # tuples as lists, as saved
         if not resume:
@@ -64,12 +73,25 @@ class RunDir:
             defaults = json.loads(json.dumps(defaults or {}))
             saved = {k: v for k, v in saved.items() if k in config}
             saved |= {k: defaults[k] for k in config.keys() - saved.keys() if k in defaults}
-            changed = sorted(k for k in config if saved.get(k) != config[k])
+            changed = [
+                f"{setting_flag(k, flags)} {config[k]} (it was started with {saved.get(k)})"
+                for k in sorted(config)
+                if saved.get(k) != config[k]
+            ]
             if changed:
-                raise TfnasError(
-                    f"{self.path}: was started with other settings ({', '.join(changed)}); "
-                    "resume it with the same ones."
-                )
+                raise settings_changed(self.path, changed)
+
+    def discard_if_unstarted(self) -> None:
+        """After a failure before the first checkpoint: remove what the run wrote (its
+        settings, metrics, TensorBoard folder, and the directory if the run made it), so
+        that nothing half-begun is left; a run with a checkpoint is kept for --resume."""
+        if self.checkpoint.exists():
+            return
+        for path in (self.config_file, self.metrics_file):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_file, config)
@@ -94,6 +116,21 @@ class RunDir:
             lines = self.metrics_file.read_text().splitlines()
             rows = [r for r in (json.loads(x) for x in lines if x.strip()) if r["epoch"] < epoch]
         return state, rows
+
+
+def setting_flag(name: str, flags: dict[str, str] | None = None) -> str:
+    """The command-line flag of a config setting: ``--`` plus its name, unless ``flags``
+    says otherwise."""
+    return (flags or {}).get(name, "--" + name.replace("_", "-"))
+
+
+def settings_changed(path: Path, changes: list[str]) -> TfnasError:
+    """The one sentence for a resume that would change a run's settings."""
+    return TfnasError(
+        f"{path}: a resumed run keeps the settings it was started with, and "
+        f"{'; '.join(changes)} would change them; start a new run with --out to use other "
+        "settings."
+    )
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:

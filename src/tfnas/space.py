@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -283,7 +284,14 @@ class _SpaceParser:
         self.source = source
 
     def fail(self, where: str, reason: str) -> SpaceError:
-        return SpaceError(f"{self.source}: field '{where}' {reason}.")
+        # list positions count from 0 in the field's path; the stage is also said from 1,
+        # as every other message says it
+        found = re.match(r"(stages|stem)\[(\d+)\]", where)
+        at = ""
+        if found:
+            kind, index = found.groups()
+            at = f" ({'stage' if kind == 'stages' else 'stem layer'} {int(index) + 1})"
+        return SpaceError(f"{self.source}: field '{where}'{at} {reason}.")
 
     # typed field readers --------------------------------------------------------------
     def mapping(self, data: Any, where: str, known: tuple[str, ...], required: tuple[str, ...]):
@@ -353,6 +361,9 @@ class _SpaceParser:
 
     # the document ---------------------------------------------------------------------
     def space(self, data: Any) -> SearchSpace:
+        if isinstance(data, dict) and "hash" in data:
+            # `tfnas space show --json` writes the hash beside the fields; it is recomputed
+            data = {k: v for k, v in data.items() if k != "hash"}
         top = self.mapping(
             data,
             "",
@@ -377,6 +388,8 @@ class _SpaceParser:
         inp = self.mapping(top["input"], "input", ("size", "channels"), ("size",))
         size = self.integer(inp, "size", "input")
         channels = self.integer(inp, "channels", "input", default=3)
+        if channels not in (1, 3):
+            raise self.fail("input.channels", f"must be 1 (grayscale) or 3 (RGB), got {channels}")
         classes = self.integer(top, "classes", "", default=1000)
         stem = self.stem(top.get("stem", []))
         ops = self.ops(top["ops"], "ops") if "ops" in top else None

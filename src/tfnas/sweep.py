@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TfnasError
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .pipeline import PipelineConfig, run_pipeline
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
+from .pipeline import Pipeline, PipelineConfig, ensure_table
 
 COLUMNS = (
     "target", "target_ms", "predicted_ms", "measured_ms", "measured_vs_target_pct", "top1",
@@ -46,12 +46,16 @@ def run_sweep(
     targets_ms: list[float] | None = None,
     fractions: list[float] | None = None,
     log: Callable[[str], None] | None = None,
+    build_lut: bool = False,
 ) -> list[dict[str, Any]]:
     """Run a pipeline per target (in ms, or as fractions of the feasible range) and write
-    ``sweep.csv``, ``sweep.json`` and ``sweep.png`` into ``run_dir``."""
+    ``sweep.csv``, ``sweep.json`` and ``sweep.png`` into ``run_dir``.
+
+    Every target is checked against the table's feasible range before the first pipeline
+    starts; a table that has to be built (``build_lut``) is built first, then checked."""
     if (targets_ms is None) == (fractions is None):
         raise TfnasError("give the sweep's targets as --targets (ms) or --target-fractions.")
-    run_dir = Path(run_dir)
+    run_dir = check_output(run_dir, "--out", "directory")
     configs = [
         (f"{t:g} ms", run_dir / f"target-{t:g}ms", replace(base, target_ms=t, target_fraction=None))
         for t in targets_ms or []
@@ -60,13 +64,20 @@ def run_sweep(
          replace(base, target_ms=None, target_fraction=f))
         for f in fractions or []
     ]  # fmt: skip
-    for _, _, config in configs:
-        config.validate()  # every target's settings are checked before the first one runs
+    pipelines = [
+        (label, sub, Pipeline(config, sub, log, build_lut)) for label, sub, config in configs
+    ]
+    for _, _, pipeline in pipelines:
+        space = pipeline.check_inputs()  # settings, data, and the target when the table exists
+    if not Path(base.lut).exists():
+        ensure_table(base, space, log or (lambda line: None))
+        for _, _, pipeline in pipelines:
+            pipeline.check_inputs()  # now every target against the table's range
     rows = []
-    for i, (label, sub, config) in enumerate(configs, 1):
+    for i, (label, sub, pipeline) in enumerate(pipelines, 1):
         if log:
             log(f"== target {i} of {len(configs)}: {label} ({sub})")
-        s = run_pipeline(config, sub, log)
+        s = pipeline.run()
         rows.append(
             {
                 "target": label,

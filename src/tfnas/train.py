@@ -1,6 +1,6 @@
 """Retraining a searched architecture, evaluating it, and its checkpoints.
 
-The paper's recipe (METHOD.md section 7) with defaults scaled to the dataset: SGD with
+The paper's recipe (docs/method.md section 7) with defaults scaled to the dataset: SGD with
 momentum, a linear warm-up then a cosine schedule, label smoothing, dropout before the
 classifier, drop-connect scaled by block index, weight decay, gradient clipping; mixed
 precision on CUDA; an optional exponential moving average (EMA) of the weights. Every epoch
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Subset
 
+from . import checks
 from .arch import architecture_from_dict, load_architecture
 from .data import open_dataset
 from .distributed import (
@@ -39,10 +40,14 @@ from .distributed import (
 )
 from .errors import TfnasError
 from .loader import Batches, Shard
+from .nn.batchnorm import recalibrate_batchnorm
 from .nn.network import Network
 from .precision import PRECISIONS, resolve_precision
 from .rundir import RunDir, dataclass_defaults, save_state
 from .space import SearchSpace, load_space
+
+BN_AUTO_BATCHES = 50
+BN_AUTO_BELOW_STEPS = 1000
 
 
 @dataclass
@@ -64,6 +69,10 @@ class TrainConfig:
     drop_connect: float = 0.2
     grad_clip: float = 5.0
     ema_decay: float | None = None  # e.g. 0.999; None: no EMA
+    # training batches that re-estimate the batch-norm statistics before every evaluation
+    # (tfnas.nn.batchnorm); None: BN_AUTO_BATCHES for runs of fewer than BN_AUTO_BELOW_STEPS
+    # steps, whose running statistics have not settled, else none
+    bn_batches: int | None = None
     precision: str = "auto"  # bf16 (or fp16) autocast on a GPU, fp32 on the CPU
     deterministic: bool = False  # bit-exact CUDA kernels (exact resume on a GPU; slower)
     seed: int = 0
@@ -76,20 +85,38 @@ class TrainConfig:
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
 
+    def resolved_bn_batches(self, steps_per_epoch: int) -> int:
+        if self.bn_batches is not None:
+            return self.bn_batches
+        return BN_AUTO_BATCHES if self.epochs * steps_per_epoch < BN_AUTO_BELOW_STEPS else 0
+
     def resolved_warmup(self) -> float:
         if self.warmup_epochs is not None:
             return self.warmup_epochs
         return min(self.epochs / 2, max(0.5, 0.02 * self.epochs))
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise TfnasError("--epochs and --batch-size must be at least 1.")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise TfnasError(f"--ema must lie strictly between 0 and 1, got {self.ema_decay}.")
+        """Refuse a setting no training can run with, naming its flag."""
+        checks.at_least(self.epochs, "--epochs", 1)
+        checks.at_least(self.batch_size, "--batch-size", 1)
+        checks.at_least(self.workers, "--workers", 0)
+        checks.optional(checks.at_least, self.limit, "--limit", 1)
+        checks.optional(checks.positive, self.lr, "--lr")
+        checks.within(self.momentum, "momentum", 0, 1, high_open=True)
+        checks.non_negative(self.weight_decay, "--weight-decay")
+        checks.optional(checks.non_negative, self.warmup_epochs, "--warmup-epochs")
+        checks.within(self.label_smoothing, "--label-smoothing", 0, 1, high_open=True)
+        checks.optional(checks.within, self.dropout, "--dropout", 0, 1, high_open=True)
+        checks.within(self.drop_connect, "--drop-connect", 0, 1, high_open=True)
+        checks.positive(self.grad_clip, "grad_clip")
+        checks.optional(checks.within, self.ema_decay, "--ema", 0, 1, low_open=True, high_open=True)
+        checks.optional(checks.at_least, self.bn_batches, "--bn-batches", 0)
         if self.precision not in PRECISIONS:
             raise TfnasError(f"--precision must be one of {', '.join(PRECISIONS)}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TfnasError(f"--device must be auto, cpu or cuda, got {self.device}.")
+        if self.in_channels not in (None, 1, 3):
+            raise TfnasError(f"--in-channels must be 1 or 3, got {self.in_channels}.")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
 
@@ -137,7 +164,12 @@ class Trainer:
         space = load_space(config.space) if config.space else None
         self.arch, self.space = load_architecture(config.arch, space)
         self.rundir = RunDir(self.run_dir, "training run", "last.pt")
-        self.rundir.guard(asdict(config), resume, dataclass_defaults(TrainConfig))
+        self.rundir.guard(
+            asdict(config),
+            resume,
+            dataclass_defaults(TrainConfig),
+            flags={"arch": "ARCH.json", "ema_decay": "--ema"},
+        )
         self.device, self.dist = process_device(config.device)
         if config.deterministic:
             set_deterministic(self.device)
@@ -281,11 +313,13 @@ class Trainer:
             if not main:
                 barrier()
                 continue
+            recalibrated = self._recalibrate_batchnorm()
             test = evaluate(self.net, test_loader, self.device)
             row = {
                 "epoch": self.epoch - 1,
                 "lr": self.scheduler.get_last_lr()[0],
                 **train,
+                "bn_recalibrated_batches": recalibrated,
                 "test_top1": test["top1"],
                 "test_top5": test["top5"],
                 "test_loss": test["loss"],
@@ -324,6 +358,29 @@ class Trainer:
             "history": self.history,
             "main_process": self.dist.is_main,
         }
+
+    def _recalibrate_batchnorm(self) -> int:
+        """Re-estimate the batch-norm statistics (of the EMA too) on training batches, when
+        the settings ask for it; returns the number of batches used."""
+        batches = self.config.resolved_bn_batches(self.steps_per_epoch)
+        if batches == 0:
+            return 0
+        used = 0
+        for net in [self.net] + ([self.ema.module] if self.ema is not None else []):
+            used = recalibrate_batchnorm(
+                net,
+                self.train_batches.epoch(self.config.seed * 1_000_003 - 1 - self.epoch),
+                batches,
+                forward=lambda images, net=net: self._forward(net, images),
+                prepare=lambda images: images.to(
+                    self.device, memory_format=self.memory_format, non_blocking=True
+                ),
+            )
+        return used
+
+    def _forward(self, net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            return net(images)
 
     def _train_epoch(self, loader: Iterable) -> dict[str, float]:
         c = self.config
@@ -391,6 +448,10 @@ def train(
     try:
         trainer = Trainer(config, run_dir, resume, progress)
         return trainer.run()
+    except BaseException:
+        if trainer is not None and trainer.dist.is_main:
+            trainer.rundir.discard_if_unstarted()
+        raise
     finally:
         # Under torchrun, DistributedDataParallel's reducer goes before the process group
         # does: torn down after it (at exit, by the garbage collector) it can abort.
@@ -444,9 +505,10 @@ def evaluate_weights(
     test = open_dataset(
         data, "test", image_size=space.input_size, channels=net.in_channels, root=data_root
     )
-    if test.num_classes > net.num_classes:
+    if test.num_classes != net.num_classes:
         raise TfnasError(
-            f"{data} has {test.num_classes} classes but the network predicts {net.num_classes}."
+            f"{data} has {test.num_classes} classes but {weights_path} predicts "
+            f"{net.num_classes}; evaluate on data of the classes it was trained on."
         )
     target = resolve_device(device)
     with torch.inference_mode():

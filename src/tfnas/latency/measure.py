@@ -16,6 +16,7 @@ import io
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -311,6 +312,30 @@ class LatencyMeter:
 
             info["onnxruntime"] = onnxruntime.__version__
         return info
+
+
+# what makes two latency measurements incomparable (software versions only shift them)
+_IDENTITY = ("device", "cpu", "gpu", "machine", "threads", "batch_size")
+
+
+def fingerprint_differences(recorded: dict[str, object], here: dict[str, object]) -> list[str]:
+    """How the device a table was measured on differs from this one, as short phrases
+    ("cpu 'A' there, 'B' here"); empty when they agree (fields missing on either side, as
+    in imported tables, are not compared)."""
+    return [
+        f"{key} {recorded[key]!r} there, {here[key]!r} here"
+        for key in _IDENTITY
+        if key in recorded and key in here and recorded[key] != here[key]
+    ]
+
+
+def say_other_device(source: str, differences: list[str]) -> None:
+    print(
+        f"note: {source} was measured on another device ({'; '.join(differences)}): its "
+        "predictions describe that device, so errors against this one's measurements are "
+        "expected.",
+        file=sys.stderr,
+    )
 
 
 def cpu_model() -> str:

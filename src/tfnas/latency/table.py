@@ -71,7 +71,7 @@ class LatencyTable:
             widths, values = self._curves[spec.lut_key]
         except KeyError:
             raise LatencyTableError(
-                f"the latency table has no entry {spec.lut_key}; was it built for this space?"
+                f"the latency table has no entry {spec.lut_key}; build it for this space."
             ) from None
         if not widths[0] <= width <= widths[-1]:
             raise LatencyTableError(
@@ -99,7 +99,7 @@ class LatencyTable:
         depth_probs: Sequence[torch.Tensor],
         widths: Sequence[Sequence[Sequence[int]]],
     ) -> torch.Tensor:
-        """Differentiable expected latency of a supernet (METHOD.md section 1).
+        """Differentiable expected latency of a supernet (docs/method.md section 1).
 
         ``op_probs[s][b]`` weights the candidate ops of block ``b`` of stage ``s``,
         ``depth_probs[s]`` the stage's admissible depths (``stage.depths``, shallowest first),
@@ -154,6 +154,32 @@ class LatencyTable:
                 f"the latency table was built for space '{self.space_name}' (hash "
                 f"{self.space_hash}), not for space '{space.name}' (hash {space.hash})."
             )
+
+    def check_entries(self, space: SearchSpace, source: str) -> None:
+        """Refuse a table that cannot price every network of ``space``: a block without an
+        entry, knots that do not reach a block's width bounds, or a latency within the
+        bounds that is not positive (a broken measurement that would move the feasible
+        range and the search's target). Knots outside the bounds are never used."""
+        for spec in space.all_block_specs():
+            knots = self.entries.get(spec.lut_key)
+            if knots is None:
+                raise LatencyTableError(
+                    f"{source}: has no entry {spec.lut_key}, a block of space '{space.name}'; "
+                    "build the table again for this space."
+                )
+            low, high = spec.min_width, spec.max_width
+            if min(knots) > low or max(knots) < high:
+                raise LatencyTableError(
+                    f"{source}: entry {spec.lut_key} covers widths {min(knots)}..{max(knots)}, "
+                    f"not the block's bounds {low}..{high}; build the table again."
+                )
+            for width, ms in sorted(knots.items()):
+                if low <= width <= high and ms <= 0:
+                    raise LatencyTableError(
+                        f"{source}: entry {spec.lut_key} has latency {ms:g} ms at width "
+                        f"{width}, within the block's bounds {low}..{high}; a latency must be "
+                        "positive (remeasure the block, or build the table again)."
+                    )
 
     # -- files --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -232,6 +258,7 @@ def load_table(path: str | Path, space: SearchSpace | None = None) -> LatencyTab
             table.check_space(space)
         except LatencyTableError as exc:
             raise LatencyTableError(f"{path}: {exc}") from None
+        table.check_entries(space, str(path))
     return table
 
 

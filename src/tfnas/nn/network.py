@@ -87,7 +87,7 @@ class Network(nn.Module):
 
     def set_regularisation(self, dropout: float | None = None, drop_connect: float = 0.0) -> None:
         """Dropout before the classifier, and drop-connect on residual branches scaled by
-        block index / block count (METHOD.md section 7)."""
+        block index / block count (docs/method.md section 7)."""
         if dropout is not None:
             self.head.dropout.p = dropout
         blocks = [block for stage in self.stages for block in stage]

@@ -152,7 +152,7 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def renormalise_alphas(self) -> None:
-        """Keep each alpha a log-probability vector (METHOD.md section 3)."""
+        """Keep each alpha a log-probability vector (docs/method.md section 3)."""
         for alpha in self.alphas:
             alpha.copy_(torch.log_softmax(alpha, dim=0))
 

@@ -1,7 +1,7 @@
 """Elasticity-scaling: adjust mid widths, ever finer, until the LUT latency meets the target.
 
 Op and depth choices only give coarse, discrete latencies; this is what lands the searched
-network on the target (METHOD.md section 5). It works on an :class:`Architecture` and a
+network on the target (docs/method.md section 5). It works on an :class:`Architecture` and a
 latency table alone, so it can be checked on any table, the paper's included; the supernet
 then applies the new widths as channel masks.
 """

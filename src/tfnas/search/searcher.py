@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from ..arch import Architecture, architecture_from_dict
 from ..data import split_for_search
 from ..distributed import (
@@ -37,6 +38,7 @@ from ..distributed import (
 from ..errors import TfnasError
 from ..latency.table import LatencyTable, latency_range, load_table
 from ..loader import Batches, Shard
+from ..memory import check_search_memory, estimate_search_memory
 from ..nn.supernet import DEFAULT_OP_WEIGHTS, DEPTH_MODES, OP_WEIGHTS, Supernet
 from ..precision import PRECISIONS, resolve_precision
 from ..rundir import RunDir, dataclass_defaults
@@ -131,37 +133,43 @@ class SearchConfig:
         return TemperatureSchedule.spanning(self.tau_start, end, self.epochs - warmup, warmup)
 
     def validate(self) -> None:
-        def bad(msg: str) -> TfnasError:
-            return TfnasError(msg)
-
+        """Refuse a setting no search can run with, naming its flag."""
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise bad("--device cuda was asked for, but torch sees no CUDA GPU here.")
-        if self.target_ms <= 0:
-            raise bad(f"--target-ms must be positive, got {self.target_ms}.")
-        if self.epochs < 1:
-            raise bad(f"--epochs must be at least 1, got {self.epochs}.")
+            raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
+        checks.positive(self.target_ms, "--target-ms")
+        checks.at_least(self.epochs, "--epochs", 1)
+        checks.at_least(self.batch_size, "--batch-size", 1)
+        checks.at_least(self.arch_every, "--arch-every", 1)
+        checks.at_least(self.workers, "--workers", 0)
+        checks.optional(checks.at_least, self.limit, "--limit", 2)
+        checks.optional(checks.at_least, self.warmup_epochs, "--warmup-epochs", 0)
         if not 0 <= self.resolved_warmup() < self.epochs:
-            raise bad(
+            raise TfnasError(
                 f"--warmup-epochs must lie in 0..{self.epochs - 1}, got {self.warmup_epochs}."
             )
-        if self.sampling not in SAMPLINGS:
-            raise bad(f"--sampling must be one of {', '.join(SAMPLINGS)}.")
-        if self.op_weights not in OP_WEIGHTS:
-            raise bad(f"--op-weights must be one of {', '.join(OP_WEIGHTS)}.")
-        if self.depth not in DEPTH_MODES:
-            raise bad(f"--depth must be one of {', '.join(DEPTH_MODES)}.")
-        if self.precision not in PRECISIONS:
-            raise bad(f"--precision must be one of {', '.join(PRECISIONS)}.")
-        if self.width_grid not in WIDTH_GRIDS:
-            raise bad(f"--width-grid must be one of {', '.join(WIDTH_GRIDS)}.")
-        if self.width not in WIDTH_MODES:
-            raise bad(f"--width must be one of {', '.join(WIDTH_MODES)}.")
-        if self.batch_size < 1 or self.arch_every < 1:
-            raise bad("--batch-size and --arch-every must be at least 1.")
-        if self.weight_lr <= 0 or (self.arch_lr is not None and self.arch_lr <= 0):
-            raise bad("--weight-lr and --arch-lr must be positive.")
-        if self.lambda_lat < 0:
-            raise bad(f"--lambda-lat must not be negative, got {self.lambda_lat}.")
+        checks.positive(self.weight_lr, "--weight-lr")
+        checks.optional(checks.positive, self.arch_lr, "--arch-lr")
+        checks.non_negative(self.arch_weight_decay, "--arch-weight-decay")
+        checks.non_negative(self.weight_decay, "weight_decay")
+        checks.non_negative(self.lambda_lat, "--lambda-lat")
+        checks.within(self.arch_fraction, "arch_fraction", 0, 1, low_open=True, high_open=True)
+        checks.positive(self.tau_start, "tau_start")
+        checks.optional(checks.positive, self.tau_end, "tau_end")
+        checks.positive(self.grad_clip, "grad_clip")
+        checks.optional(checks.at_least, self.eval_batches, "eval_batches", 1)
+        for flag, value, allowed in (
+            ("--sampling", self.sampling, SAMPLINGS),
+            ("--op-weights", self.op_weights, OP_WEIGHTS),
+            ("--depth", self.depth, DEPTH_MODES),
+            ("--precision", self.precision, PRECISIONS),
+            ("--width-grid", self.width_grid, WIDTH_GRIDS),
+            ("--width", self.width, WIDTH_MODES),
+            ("--device", self.device, ("auto", "cpu", "cuda")),
+        ):
+            if value not in allowed:
+                raise TfnasError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}.")
+        if self.in_channels not in (None, 1, 3):
+            raise TfnasError(f"--in-channels must be 1 or 3, got {self.in_channels}.")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -209,6 +217,7 @@ class Searcher:
         self.space = space or load_space(config.space)
         self.table = table or load_table(config.lut, self.space)
         self.table.check_space(self.space)
+        self.table.check_entries(self.space, config.lut)
         self.range_ms = check_target(self.space, self.table, config.target_ms)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_step = on_step
@@ -223,6 +232,8 @@ class Searcher:
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
         self.net = self._build_supernet()
+        self.precision = resolve_precision(config.precision, self.device)
+        self._check_memory()
         shard = Shard(self.dist.rank, self.dist.world_size)
         # In-memory images are prepared once, on the search's device; batches drawn there.
         self.weight_batches, self.arch_batches = (
@@ -232,7 +243,6 @@ class Searcher:
             for part in (self.weights, self.arch_data)
         )
         self.weight_opt, self.arch_opt = self._build_optimizers()
-        self.precision = resolve_precision(config.precision, self.device)
         self.weight_scaler, self.arch_scaler = self.precision.scaler(), self.precision.scaler()
         self.sampler = torch.Generator().manual_seed(config.seed + 1)
         self.schedule = config.temperature()
@@ -279,6 +289,22 @@ class Searcher:
             op_weights=c.op_weights,
         )
         return net.to(self.device).to(memory_format=self.memory_format)
+
+    def _check_memory(self) -> None:
+        """Refuse a batch size that will not fit in memory, before the run starts
+        (:mod:`tfnas.memory`); under torchrun each process checks its own device."""
+        estimate = estimate_search_memory(
+            self.space,
+            self.config.batch_size,
+            self.config.in_channels,
+            net=self.net,
+            device=self.device,
+            autocast=self.precision.autocast,
+            memory_format=self.memory_format,
+        )
+        warning = check_search_memory(estimate, self.space.name, self.device)
+        if warning and self.dist.is_main:
+            print(warning, file=sys.stderr)
 
     def _build_optimizers(self) -> tuple[torch.optim.SGD, torch.optim.Adam]:
         """SGD for the weights, Adam for the architecture at the rate the search's number of
@@ -621,7 +647,13 @@ def search(
     config: SearchConfig, run_dir: str | Path, resume: bool = False, **kwargs: Any
 ) -> SearchResult:
     """Run (or resume) a search and write ``run_dir/arch.json``."""
+    searcher = None
     try:
-        return Searcher(config, run_dir, resume, **kwargs).run()
+        searcher = Searcher(config, run_dir, resume, **kwargs)
+        return searcher.run()
+    except BaseException:
+        if searcher is not None and searcher.dist.is_main:
+            searcher.rundir.discard_if_unstarted()
+        raise
     finally:
         shutdown()

@@ -27,7 +27,7 @@ _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # fp32 and bf16 need n
 
 @dataclass(frozen=True)
 class LatencyPenalty:
-    """``lambda * |LAT / T - 1|`` (METHOD.md section 1): zero exactly on the target."""
+    """``lambda * |LAT / T - 1|`` (docs/method.md section 1): zero exactly on the target."""
 
     target_ms: float
     weight: float = 0.1
