@@ -332,9 +332,31 @@ def _table_and_space(lut_path: str, space_arg: str | None):
     return table, space
 
 
-def _meter(args: argparse.Namespace):
+def _runner(args: argparse.Namespace, timing_device: bool = True):
+    """The external runner of ``--runner`` (None without one). Where ``--device`` says what
+    times the networks (``timing_device``), the runner needs ``--device external``."""
+    from .latency.external import ExternalRunner
+
+    if args.runner is None:
+        if timing_device and getattr(args, "device", None) == "external":
+            raise TfnasError("--device external needs --runner 'COMMAND ... {model} ...'.")
+        return None
+    if timing_device and getattr(args, "device", "external") not in ("external", None):
+        raise TfnasError(
+            f"--runner times models outside tfnas: use it with --device external, "
+            f"not --device {args.device}."
+        )
+    return ExternalRunner(args.runner, args.runner_timeout)
+
+
+def _meter(args: argparse.Namespace, model_format: str = "onnx"):
     from .latency.measure import LatencyMeter, TimingPolicy
 
+    runner = _runner(args)
+    if runner is not None:
+        from .latency.external import ExternalMeter
+
+        return ExternalMeter(runner, args.batch_size, model_format)
     return LatencyMeter(
         args.device,
         threads=args.threads,
@@ -350,6 +372,23 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     check_output(args.out, "--out", "file")
 
     space = load_space(args.space)
+    runner = _runner(args)
+    if runner is not None:
+        from .latency.external import build_external_table
+
+        table = build_external_table(
+            space,
+            runner,
+            args.out,
+            **_plan_settings(args),
+            device_name=args.device_name,
+            resume=args.resume,
+        )
+        print(
+            f"wrote {args.out}: {len(table.entries)} block entries, base {table.base_ms:.3f} ms, "
+            f"{table.meta['measurements']} models measured by {args.runner!r}"
+        )
+        return 0
     meter = _meter(args)
     table = build_table(
         space,
@@ -372,6 +411,61 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {len(table.entries)} block entries, base {table.base_ms:.3f} ms, "
         f"{table.meta['measurements']} measurements in {table.meta['build_seconds']:.0f} s "
         f"on {meter.fingerprint()['cpu'] if args.device != 'cuda' else table.device['gpu']}"
+    )
+    return 0
+
+
+def _plan_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a measurement plan is made with (``lut plan`` and ``lut build --device
+    external`` alike)."""
+    return {
+        "fmt": args.format,
+        "batch_size": args.batch_size,
+        "width_step": args.width_step,
+        "classes": args.classes,
+        "in_channels": args.in_channels,
+        "space_source": args.space,
+    }
+
+
+def cmd_lut_plan(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .latency.build import plan
+    from .latency.plan import write_plan
+    from .space import load_space
+
+    check_output(args.out, "--out", "directory")
+    space = load_space(args.space)
+    with tqdm(
+        total=len(plan(space, args.width_step)),
+        desc="exporting",
+        unit="model",
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        manifest = write_plan(space, args.out, **_plan_settings(args), progress=bar.update)
+    print(
+        f"wrote {Path(args.out) / 'manifest.json'} and {len(manifest.entries)} "
+        f"{args.format} models in {Path(args.out) / 'models'}; measure each and run tfnas lut "
+        "assemble"
+    )
+    return 0
+
+
+def cmd_lut_assemble(args: argparse.Namespace) -> int:
+    from .latency.external import external_device
+    from .latency.plan import assemble_table, load_manifest, read_measurements
+    from .space import load_space
+
+    check_output(args.out, "--out", "file")
+    manifest = load_manifest(args.plan)
+    latencies = read_measurements(args.measurements, manifest)
+    space = load_space(args.space) if args.space else None
+    table = assemble_table(manifest, latencies, external_device(args.device_name), space)
+    table.save(args.out)
+    print(
+        f"wrote {args.out}: {len(table.entries)} block entries of space {table.space_name}, "
+        f"base {table.base_ms:.3f} ms, from {len(latencies)} measurements"
     )
     return 0
 
@@ -423,7 +517,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from .latency.measure import fingerprint_differences, say_other_device
 
     table, space = _table_and_space(args.lut, args.space)
-    meter = table_meter(table)
+    meter = table_meter(table, runner=_runner(args))
     other_device = fingerprint_differences(table.device, meter.fingerprint())
     if other_device:
         say_other_device(args.lut, other_device)
@@ -514,7 +608,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         arch, space = load_architecture(args.arch, space)
     else:
         arch, space = load_architecture(args.arch, args.space)
-    meter = _meter(args)
+    meter = _meter(args, (table.meta.get("model_format") if table else None) or "onnx")
     classes = args.classes or (table.meta.get("classes") if table else None)
     in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
     reference = None
@@ -830,7 +924,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = _pipeline_config(
         args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
     )
-    summary = run_pipeline(config, args.out, build_lut=args.build_lut)
+    summary = run_pipeline(
+        config, args.out, build_lut=args.build_lut, runner=_runner(args, timing_device=False)
+    )
     if args.json:
         _print_json(summary)
     else:
@@ -856,6 +952,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         fractions,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         build_lut=args.build_lut,
+        runner=_runner(args, timing_device=False),
     )
     table = [
         (
@@ -1067,10 +1164,49 @@ def build_parser() -> argparse.ArgumentParser:
         f"blocks start with cold near caches as inside a network (default {DEFAULT_SCRUB_KIB}; "
         "0: timed warm, the old way)",
     )
+    _model_format_arg(q)
+    q.add_argument(
+        "--device-name",
+        metavar="NAME",
+        help="with --device external: what the table records as its device",
+    )
     q.add_argument("--resume", action="store_true", help="continue a killed build")
     q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_build)
+    q = lut_sub.add_parser(
+        "plan", help="export every model a table needs, to be measured on another device"
+    )
+    q.add_argument("--space", required=True, metavar="NAME|FILE")
+    _model_format_arg(q)
+    q.add_argument("--batch-size", type=_whole(1), default=1, help="batch of every model's input")
+    q.add_argument(
+        "--width-step",
+        type=_whole(1),
+        default=8,
+        metavar="K",
+        help="every K mid channels plus the bounds, as lut build",
+    )
+    q.add_argument("--classes", type=_whole(2), help="classifier size (default: the space's)")
+    q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument("--out", required=True, metavar="PLAN_DIR", help="directory to write")
+    q.set_defaults(func=cmd_lut_plan)
+    q = lut_sub.add_parser(
+        "assemble", help="a latency table from a plan and latencies measured anywhere"
+    )
+    q.add_argument("--plan", required=True, metavar="PLAN_DIR", help="written by lut plan")
+    q.add_argument(
+        "--measurements",
+        required=True,
+        metavar="M.csv|M.jsonl",
+        help='one line per plan entry: CSV \'job,ms\' or JSON lines {"job": ..., "ms": ...}',
+    )
+    q.add_argument("--device-name", metavar="NAME", help="what the table records as its device")
+    q.add_argument(
+        "--space", metavar="FILE", help="the plan's space file, when it is not where it was"
+    )
+    q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
+    q.set_defaults(func=cmd_lut_assemble)
     q = lut_sub.add_parser("import-tfnas", help="import a latency table published with the paper")
     q.add_argument("file", metavar="FILE")
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
@@ -1092,6 +1228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit measured = a * predicted + b and store it in the table",
     )
     q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
+    _runner_args(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_lut_check)
 
@@ -1317,9 +1454,10 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--build-lut",
         action="store_true",
-        help="when --lut does not exist, measure it there on this CPU first and calibrate it "
-        "(minutes); without this flag a missing table is an error",
+        help="when --lut does not exist, measure it there on this CPU (or through --runner) "
+        "first and calibrate it (minutes); without this flag a missing table is an error",
     )
+    _runner_args(p)
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
@@ -1414,13 +1552,41 @@ def _search_default(name: str) -> Any:
     return SearchConfig.__dataclass_fields__[name].default
 
 
+def _runner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runner",
+        metavar="'CMD ... {model}'",
+        help="time models with this command (--device external; docs/latency-table.md): "
+        "{model} is replaced by a model file, or {models} by several; it prints "
+        '{"ms": ...} per model',
+    )
+    p.add_argument(
+        "--runner-timeout",
+        type=_number(0, open_low=True),
+        default=120.0,
+        metavar="S",
+        help="seconds a runner may take per model",
+    )
+
+
+def _model_format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        default="onnx",
+        choices=("onnx", "torchscript"),
+        help="model files for --device external and lut plan",
+    )
+
+
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        choices=("cpu", "cuda", "ort-cpu"),
-        help="what times the networks: torch on the CPU or a CUDA GPU, or ONNX Runtime",
+        choices=("cpu", "cuda", "ort-cpu", "external"),
+        help="what times the networks: torch on the CPU or a CUDA GPU, ONNX Runtime, or an "
+        "external runner (--runner)",
     )
+    _runner_args(p)
     p.add_argument("--threads", type=_whole(1), default=1, help="CPU threads (default 1)")
     p.add_argument("--batch-size", type=_whole(1), default=1, help="images per timed call")
     p.add_argument(

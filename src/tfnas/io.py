@@ -43,15 +43,21 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) -> Any:
-    """Parse a JSON file, turning every way it can fail into one sentence of ``error``."""
+def read_text(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) -> str:
+    """A text file's contents; a missing or unreadable file is one sentence of ``error``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such {kind}.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot be read ({exc}).") from None
+
+
+def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) -> Any:
+    """Parse a JSON file, turning every way it can fail into one sentence of ``error``."""
+    path = Path(path)
+    text = read_text(path, kind, error)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

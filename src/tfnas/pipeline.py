@@ -100,10 +100,13 @@ class Pipeline:
         run_dir: str | Path,
         log: Callable[[str], None] | None = None,
         build_lut: bool = False,
+        runner=None,
     ) -> None:
         config.validate()
         check_output(run_dir, "--out", "directory")
         self.build_lut = build_lut
+        # an ExternalRunner: the table is built (and the network profiled) through it
+        self.runner = runner
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise TfnasError(
                 "tfnas pipeline runs in one process; under torchrun, run `tfnas search` and "
@@ -219,6 +222,16 @@ class Pipeline:
         elif Path(c.lut).exists() and "search" not in self.steps:
             table = load_table(c.lut, space)
             check_target(space, table, self._target_ms(space, table))
+        if (
+            Path(c.lut).exists()
+            and "profile" not in self.steps
+            and self.runner is None
+            and load_table(c.lut, space).device.get("device") == "external"
+        ):
+            raise TfnasError(
+                f"{c.lut}: was measured by an external runner; pass --runner so that the "
+                "searched network is timed on the same device."
+            )
         if not Path(c.lut).exists() and not self.build_lut and "search" not in self.steps:
             raise TfnasError(
                 f"{c.lut}: no such latency table; correct --lut, or pass --build-lut to "
@@ -241,7 +254,7 @@ class Pipeline:
         return target_at_fraction(space, table, c.target_fraction)
 
     def _latency_table(self, space) -> dict[str, Any]:
-        return ensure_table(self.config, space, self.log)
+        return ensure_table(self.config, space, self.log, self.runner)
 
     def _search(self, space) -> dict[str, Any]:
         from .latency.table import load_table
@@ -324,14 +337,18 @@ class Pipeline:
         from .latency.build import table_meter
         from .latency.table import load_table
 
-        meter = table_meter(load_table(self.config.lut, space))
+        meter = table_meter(load_table(self.config.lut, space), runner=self.runner)
         command = [
             sys.executable, "-m", "tfnas", "profile", str(self.run_dir / "search" / "arch.json"),
             "--lut", self.config.lut, "--space", self.config.space, "--device", meter.device,
-            "--threads", str(meter.threads), "--batch-size", str(meter.batch_size),
-            "--statistic", meter.policy.statistic,
-            "--back-to-back", str(meter.policy.back_to_back), "--json",
+            "--batch-size", str(meter.batch_size), "--json",
         ]  # fmt: skip
+        if self.runner is not None:
+            command += ["--runner", self.runner.command,
+                        "--runner-timeout", str(self.runner.timeout_s)]  # fmt: skip
+        else:
+            command += ["--threads", str(meter.threads), "--statistic", meter.policy.statistic,
+                        "--back-to-back", str(meter.policy.back_to_back)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -357,12 +374,17 @@ def _step_flag(part: str, flag: re.Match[str]) -> str:
 
 
 def ensure_table(
-    config: PipelineConfig, space, log: Callable[[str], None] = lambda line: None
+    config: PipelineConfig,
+    space,
+    log: Callable[[str], None] = lambda line: None,
+    runner=None,
 ) -> dict[str, Any]:
     """The pipeline's latency table: reused when ``config.lut`` exists, else built on this
-    machine (resumable) and calibrated on whole networks; returns how it was made."""
-    from .latency.build import build_table
+    machine, or through the external ``runner`` (resumable), and calibrated on whole
+    networks; returns how it was made."""
+    from .latency.build import build_table, table_meter
     from .latency.check import check_table
+    from .latency.external import build_external_table
     from .latency.table import load_table
 
     c = config
@@ -375,12 +397,19 @@ def ensure_table(
             "calibrated": table.calibration is not None,
         }
     meter = LatencyMeter(c.lut_device, threads=c.lut_threads, batch_size=c.lut_batch_size)
-    log(f"building {path} on {c.lut_device} (a killed build resumes)")
+    where = f"through {runner.command!r}" if runner is not None else f"on {c.lut_device}"
+    log(f"building {path} {where} (a killed build resumes)")
     building = path.with_name(path.name + ".uncalibrated")
     if building.exists():  # built before a kill during the calibration
         table = load_table(building, space)
+    elif runner is not None:
+        table = build_external_table(
+            space, runner, building, resume=True, space_source=c.space, progress=False
+        )
     else:
         table = build_table(space, meter, building, resume=True)
+    if runner is not None:
+        meter = table_meter(table, runner=runner)
     result: dict[str, Any] = {
         "built": True,
         "build_seconds": table.meta.get("build_seconds"),
@@ -410,10 +439,12 @@ def run_pipeline(
     run_dir: str | Path,
     log: Callable[[str], None] | None = None,
     build_lut: bool = False,
+    runner=None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole chain and return its summary (also in ``summary.json``).
-    A missing latency table is built only with ``build_lut``."""
-    return Pipeline(config, run_dir, log, build_lut).run()
+    A missing latency table is built only with ``build_lut``; an external ``runner``
+    (:class:`~tfnas.latency.external.ExternalRunner`) builds it and times the network."""
+    return Pipeline(config, run_dir, log, build_lut, runner).run()
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ def run_sweep(
     fractions: list[float] | None = None,
     log: Callable[[str], None] | None = None,
     build_lut: bool = False,
+    runner=None,
 ) -> list[dict[str, Any]]:
     """Run a pipeline per target (in ms, or as fractions of the feasible range) and write
     ``sweep.csv``, ``sweep.json`` and ``sweep.png`` into ``run_dir``.
@@ -65,12 +66,13 @@ def run_sweep(
         for f in fractions or []
     ]  # fmt: skip
     pipelines = [
-        (label, sub, Pipeline(config, sub, log, build_lut)) for label, sub, config in configs
+        (label, sub, Pipeline(config, sub, log, build_lut, runner))
+        for label, sub, config in configs
     ]
     for _, _, pipeline in pipelines:
         space = pipeline.check_inputs()  # settings, data, and the target when the table exists
     if not Path(base.lut).exists():
-        ensure_table(base, space, log or (lambda line: None))
+        ensure_table(base, space, log or (lambda line: None), runner)
         for _, _, pipeline in pipelines:
             pipeline.check_inputs()  # now every target against the table's range
     rows = []

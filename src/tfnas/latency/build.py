@@ -175,19 +175,13 @@ def build_table(
     if len(done) < total:
         return None
     best = {job.name: min(done[job.name, r] for r in range(rounds)) for job in jobs}
-    entries: dict[str, dict[int, float]] = {}
-    for job in jobs:
-        if job.spec is not None:
-            entries.setdefault(job.key, {})[job.width] = best[job.name]
-    table = LatencyTable(
-        space_name=space.name,
-        space_hash=space.hash,
+    table = table_from_measurements(
+        space,
+        jobs,
+        best,
         device=header["device"],
         statistic=meter.policy.statistic,
-        base_ms=best["stem"] + best["head"],
-        entries=entries,
         meta={
-            "base_parts_ms": {"stem": best["stem"], "head": best["head"]},
             "classes": classes,
             "in_channels": in_channels,
             "width_step": width_step,
@@ -198,11 +192,42 @@ def build_table(
             "policy": header["policy"],
         },
     )
-    from .drift import reference_architecture, reference_record
-
-    table.meta["reference"] = reference_record(reference_architecture(space), best[REFERENCE_JOB])
     table.save(out)
     journal.unlink(missing_ok=True)
+    return table
+
+
+def table_from_measurements(
+    space: SearchSpace,
+    jobs: list[Job],
+    best: dict[str, float],
+    device: dict[str, Any],
+    statistic: str,
+    meta: dict[str, Any],
+    measured_at: str | None | bool = True,
+) -> LatencyTable:
+    """The table of ``space`` from one latency per planned job (``best``, by job name):
+    ``lut build`` and ``lut assemble`` both make their tables here. ``measured_at`` stamps
+    the reference network's record (True: now; None: no time, for a table that must be the
+    same bytes whenever it is assembled)."""
+    from .drift import reference_architecture, reference_record
+
+    entries: dict[str, dict[int, float]] = {}
+    for job in jobs:
+        if job.spec is not None:
+            entries.setdefault(job.key, {})[job.width] = best[job.name]
+    table = LatencyTable(
+        space_name=space.name,
+        space_hash=space.hash,
+        device=device,
+        statistic=statistic,
+        base_ms=best["stem"] + best["head"],
+        entries=entries,
+        meta={"base_parts_ms": {"stem": best["stem"], "head": best["head"]}, **meta},
+    )
+    table.meta["reference"] = reference_record(
+        reference_architecture(space), best[REFERENCE_JOB], measured_at
+    )
     return table
 
 
@@ -321,9 +346,26 @@ def measure_networks(
     return meter.measure_interleaved([(net, net.input_shape(1)[1:]) for net in nets], progress)
 
 
-def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
-    """A meter configured as the one that built ``table`` (device, threads, batch, policy)."""
+def table_meter(table: LatencyTable, device: str | None = None, runner=None) -> LatencyMeter:
+    """A meter configured as the one that built ``table`` (device, threads, batch, policy);
+    for a table measured by an external runner, that ``runner`` (which the table does not
+    record: the command that times models is the user's to give again)."""
     from .measure import TimingPolicy
+
+    if runner is not None or table.device.get("device") == "external":
+        from .external import ExternalMeter
+
+        if runner is None:
+            raise LatencyTableError(
+                "the table was measured by an external runner; pass the command that times "
+                "models on its device with --runner."
+            )
+        return ExternalMeter(
+            runner,
+            int(table.device.get("batch_size", 1)),
+            str(table.meta.get("model_format", "onnx")),
+            name=table.device.get("name"),
+        )
 
     policy_data = table.meta.get("policy")
     policy = TimingPolicy(**policy_data) if isinstance(policy_data, dict) else TimingPolicy()
@@ -337,6 +379,7 @@ def table_meter(table: LatencyTable, device: str | None = None) -> LatencyMeter:
 
 __all__ = [
     "build_table",
+    "table_from_measurements",
     "knot_widths",
     "measure_network",
     "measure_networks",

@@ -32,13 +32,14 @@ def reference_architecture(space: SearchSpace) -> Architecture:
     return uniform_architecture(space, space.candidates(0, 0)[0].op)
 
 
-def reference_record(arch: Architecture, ms: float) -> dict[str, Any]:
-    """What a table stores under ``meta["reference"]``."""
-    return {
-        "arch": arch.to_dict(),
-        "ms": ms,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+def reference_record(
+    arch: Architecture, ms: float, measured_at: str | None | bool = True
+) -> dict[str, Any]:
+    """What a table stores under ``meta["reference"]`` (``measured_at``: True for now, a
+    time, or None when unknown)."""
+    if measured_at is True:
+        measured_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"arch": arch.to_dict(), "ms": ms, "measured_at": measured_at or None}
 
 
 def table_reference(table: LatencyTable, space: SearchSpace) -> tuple[Architecture, float] | None:

@@ -1,0 +1,353 @@
+"""Latency measured by a program of the user's: the external-runner protocol.
+
+``tfnas lut build --device external --runner 'CMD ... {model} ...'`` exports every model the
+table needs (:mod:`tfnas.latency.plan`) and runs the command once per model, ``{model}``
+replaced by the model file's path, or once per batch of models when the command says
+``{models}`` (each path one argument). The command prints, among anything else, one JSON
+line per model with its latency in milliseconds: ``{"ms": 0.42}`` for a single model, or
+``{"model": PATH, "ms": 0.42}`` per model of a batch. The command line is split as a shell
+would split it but run without a shell (wrap pipes or ``adb shell`` quoting in
+``sh -c '...'``). A runner that exits non-zero, outlives its timeout, prints no such line or
+prints a latency that is not a positive finite number stops the build with one sentence
+naming the model; every latency measured before it is kept in the build's journal, and
+``--resume`` continues from there.
+
+``tfnas lut check --runner`` and ``tfnas profile --device external --runner`` time whole
+networks through the same command (:class:`ExternalMeter`), so that a table and the
+networks checked against it are measured on the same device.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..space import SearchSpace
+from .measure import TimingPolicy
+from .plan import MODEL_FORMATS, assemble_table, model_bytes, write_plan
+from .table import LatencyTable, LatencyTableError
+
+EXTERNAL_JOURNAL = "tfnas-external-journal"
+BATCH = 64  # models per runner call with {models}
+
+
+class RunnerError(LatencyTableError):
+    """The external runner failed on a model; the message names it."""
+
+
+@dataclass(frozen=True)
+class ExternalRunner:
+    """A command template (``{model}`` or ``{models}``) and a timeout per model."""
+
+    command: str
+    timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        try:
+            tokens = shlex.split(self.command)
+        except ValueError as exc:
+            raise RunnerError(f"--runner {self.command!r}: cannot be split ({exc}).") from None
+        if not tokens:
+            raise RunnerError("--runner is empty; give the command that times one model.")
+        if not any("{model}" in t or t == "{models}" for t in tokens):
+            raise RunnerError(
+                f"--runner {self.command!r}: says neither {{model}} (one model per call) nor "
+                "{models} (several, each its own argument); tfnas puts the model paths there."
+            )
+        if not (isinstance(self.timeout_s, int | float) and self.timeout_s > 0):
+            raise RunnerError(f"--runner-timeout must be positive, got {self.timeout_s}.")
+
+    @property
+    def batched(self) -> bool:
+        return "{models}" in shlex.split(self.command)
+
+    def measure(self, files: list[Path]) -> Iterator[tuple[Path, float]]:
+        """(file, ms) for every file, in order, as the runner reports them. On a failure the
+        latencies the runner reported before it are still yielded, then the error raised."""
+        size = BATCH if self.batched else 1
+        for start in range(0, len(files), size):
+            chunk = files[start : start + size]
+            found, error, stdout = self._run(chunk)
+            for path in chunk:
+                if str(path) not in found:
+                    raise error or self._missing(path, chunk, stdout)
+                yield path, found[str(path)]
+
+    def _argv(self, files: list[Path]) -> list[str]:
+        argv: list[str] = []
+        for token in shlex.split(self.command):
+            if token == "{models}":
+                argv += [str(f) for f in files]
+            else:
+                argv.append(token.replace("{model}", str(files[0])))
+        return argv
+
+    def _run(self, files: list[Path]) -> tuple[dict[str, float], RunnerError | None, str]:
+        """The latencies one call of the runner reported, its failure if it failed, and
+        what it printed."""
+        name = str(files[0])
+        if len(files) > 1:
+            name += f" (or another of the {len(files)} models of its batch)"
+        argv = self._argv(files)
+        try:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s * len(files),
+                check=False,
+            )
+        except FileNotFoundError:
+            raise RunnerError(f"--runner: no such program {argv[0]!r}.") from None
+        except subprocess.TimeoutExpired as exc:
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
+            error = RunnerError(
+                f"{name}: the runner did not finish within {self.timeout_s:g} s per model "
+                "(--runner-timeout)."
+            )
+            return self._parse(stdout or "", files), error, stdout or ""
+        found = self._parse(done.stdout, files)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message on stderr"])[-1]
+            error = RunnerError(
+                f"{name}: the runner exited with status {done.returncode} ({last.strip()[:200]})."
+            )
+            return found, error, done.stdout
+        return found, None, done.stdout
+
+    def _parse(self, stdout: str, files: list[Path]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        names = {str(f) for f in files}
+        for line in stdout.splitlines():
+            record = _json_object(line)
+            if record is None or "ms" not in record:
+                continue
+            model = str(record.get("model", files[0] if len(files) == 1 else ""))
+            if model not in names:
+                continue
+            ms = record["ms"]
+            if not _positive_finite(ms):
+                raise RunnerError(
+                    f"{model}: the runner printed the latency {ms!r}; it must be a positive, "
+                    "finite number of ms."
+                )
+            found.setdefault(model, float(ms))
+        return found
+
+    @staticmethod
+    def _missing(path: Path, chunk: list[Path], stdout: str) -> RunnerError:
+        shown = stdout.strip()[:120] or "nothing"
+        return RunnerError(
+            f"{path}: the runner printed no JSON line with its latency (expected "
+            f'{{"ms": ...}}{" with its model" if len(chunk) > 1 else ""}; it printed: '
+            f"{shown!r})."
+        )
+
+
+def _positive_finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def external_device(name: str | None) -> dict[str, Any]:
+    """A table's device record for latencies measured outside tfnas."""
+    return {"device": "external", "name": name or "external"}
+
+
+def build_external_table(
+    space: SearchSpace,
+    runner: ExternalRunner,
+    out: str | Path,
+    *,
+    fmt: str = "onnx",
+    batch_size: int = 1,
+    width_step: int = 8,
+    classes: int | None = None,
+    in_channels: int | None = None,
+    rounds: int = 1,
+    device_name: str | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    space_source: str | None = None,
+) -> LatencyTable:
+    """Measure every model of ``space``'s plan with ``runner`` and write the table to
+    ``out``: the plan goes to ``OUT.plan/`` (removed after success), every latency to the
+    journal ``OUT.partial`` as it arrives; the best of ``rounds`` passes per entry."""
+    from .build import _progress, journal_path
+
+    out = Path(out)
+    plan_dir = out.with_name(out.name + ".plan")
+    journal = journal_path(out)
+    header = {
+        "format": EXTERNAL_JOURNAL,
+        "space": {"name": space.name, "hash": space.hash},
+        "runner": runner.command,
+        "model_format": fmt,
+        "batch_size": batch_size,
+        "width_step": width_step,
+        "rounds": rounds,
+    }
+    done = _open_external_journal(journal, header, resume)
+    if progress or (progress is None and sys.stderr.isatty()):
+        print(f"exporting the models to measure into {plan_dir}", file=sys.stderr, flush=True)
+    manifest = write_plan(
+        space,
+        plan_dir,
+        fmt=fmt,
+        batch_size=batch_size,
+        width_step=width_step,
+        classes=classes,
+        in_channels=in_channels,
+        space_source=space_source,
+    )
+    files = {e["job"]: manifest.model_path(e) for e in manifest.entries}
+    job_of = {str(path): job for job, path in files.items()}
+    todo = [(r, job) for r in range(rounds) for job in files if (job, r) not in done]
+    total = rounds * len(files)
+    ticks = _progress(todo, total, total - len(todo), progress)
+    with open(journal, "a", encoding="utf-8") as handle:
+        for r in range(rounds):
+            pending = [files[job] for rr, job in todo if rr == r]
+            for path, ms in runner.measure(pending):
+                done[job_of[str(path)], r] = ms
+                handle.write(json.dumps({"job": job_of[str(path)], "round": r, "ms": ms}) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                next(ticks, None)
+    best = {job: min(done[job, r] for r in range(rounds)) for job in files}
+    table = assemble_table(manifest, best, external_device(device_name), space)
+    table.save(out)
+    journal.unlink(missing_ok=True)
+    shutil.rmtree(plan_dir, ignore_errors=True)
+    return table
+
+
+def _open_external_journal(
+    journal: Path, header: dict[str, Any], resume: bool
+) -> dict[tuple[str, int], float]:
+    if not journal.exists():
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        journal.write_text(json.dumps(header) + "\n", encoding="utf-8")
+        return {}
+    if not resume:
+        raise LatencyTableError(
+            f"{journal}: a partial build is there; pass --resume to continue it, or delete it "
+            "to start over."
+        )
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    saved = _json_object(lines[0]) if lines else None
+    if saved != header:
+        raise LatencyTableError(
+            f"{journal}: was started with other settings (runner, format, batch size, width "
+            "step or rounds); delete it or rerun with the same settings."
+        )
+    done: dict[tuple[str, int], float] = {}
+    good = [lines[0]]
+    for line in lines[1:]:
+        record = _json_object(line)
+        if record is None or not {"job", "round", "ms"} <= record.keys():
+            break  # cut short by a kill: measured again
+        done[record["job"], int(record["round"])] = float(record["ms"])
+        good.append(line)
+    if len(good) != len(lines):
+        journal.write_text("\n".join(good) + "\n", encoding="utf-8")
+    return done
+
+
+class ExternalMeter:
+    """Times whole networks through an external runner, for ``lut check`` and ``profile``
+    (the interface of :class:`~tfnas.latency.measure.LatencyMeter` they use)."""
+
+    device = "external"
+    threads = 1
+
+    def __init__(
+        self,
+        runner: ExternalRunner,
+        batch_size: int = 1,
+        fmt: str = "onnx",
+        rounds: int = 1,
+        name: str | None = None,
+    ) -> None:
+        self.runner = runner
+        self.batch_size = batch_size
+        self.fmt = fmt
+        self.name = name
+        self.policy = TimingPolicy(rounds=rounds, statistic="external")
+
+    def fingerprint(self) -> dict[str, object]:
+        return {**external_device(self.name), "batch_size": self.batch_size}
+
+    def _files(self, items: list[tuple[nn.Module, tuple[int, ...]]], folder: Path) -> list[Path]:
+        files = []
+        for i, (module, shape) in enumerate(items):
+            path = folder / f"net{i}{MODEL_FORMATS[self.fmt]}"
+            path.write_bytes(model_bytes(module, (self.batch_size, *shape), self.fmt))
+            files.append(path)
+        return files
+
+    def measure_interleaved(
+        self,
+        items: list[tuple[nn.Module, tuple[int, ...]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[float]:
+        """The best of ``rounds`` runner passes over all the networks."""
+        return [best for best, _ in self._passes(items, self.policy.rounds, 0.0, progress)]
+
+    def measure_spread_many(
+        self,
+        items: list[tuple[nn.Module, tuple[int, ...]]],
+        rounds: int = 20,
+        gap_seconds: float = 0.5,
+    ) -> list[tuple[float, list[list[float]]]]:
+        return self._passes(items, rounds, gap_seconds)
+
+    def _passes(self, items, rounds, gap_seconds, progress=None):
+        with tempfile.TemporaryDirectory(prefix="tfnas-external-") as tmp:
+            files = self._files(items, Path(tmp))
+            windows: list[list[list[float]]] = [[] for _ in files]
+            for r in range(rounds):
+                if r and gap_seconds:
+                    time.sleep(gap_seconds)
+                for i, (_, ms) in enumerate(self.runner.measure(files)):
+                    windows[i].append([ms])
+                    if progress is not None:
+                        progress(1)
+        return [(min(w[0] for w in ws), ws) for ws in windows]
+
+
+__all__ = [
+    "ExternalMeter",
+    "ExternalRunner",
+    "RunnerError",
+    "build_external_table",
+    "external_device",
+]

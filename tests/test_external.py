@@ -1,0 +1,255 @@
+"""Latency tables measured outside tfnas: plans, assembly and the external-runner protocol."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tfnas.latency.build import plan
+from tfnas.latency.external import ExternalRunner, RunnerError, build_external_table
+from tfnas.latency.plan import assemble_table, load_manifest, read_measurements, write_plan
+from tfnas.latency.table import LatencyTableError, load_table
+from tfnas.space import load_space
+
+from .conftest import assert_user_error
+from .test_data import write_idx_dataset
+from .test_latency import TINY_SPACE
+
+# A stand-in for a device's timing tool: the "latency" of a model is its file size in
+# hundreds of kB (deterministic), reported per model. Misbehaviours on demand.
+FAKE_RUNNER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    mode, models = sys.argv[1], sys.argv[2:]
+    for path in models:
+        flaky = mode.startswith("flaky:") and os.path.exists(mode[6:]) and "head" in path
+        if mode.startswith("kill:") and os.path.exists(mode[5:]) and "head" in path:
+            os.kill(os.getppid(), 9)  # the build itself is killed, as by kill -9
+            time.sleep(5)
+        if mode == "fail" or flaky:
+            print("cannot open the device", file=sys.stderr); sys.exit(3)
+        if mode == "hang":
+            time.sleep(30)
+        if mode == "garbage":
+            print("benchmark done, all good"); continue
+        ms = os.path.getsize(path) / 1e5
+        print("some log line")
+        print(json.dumps({"model": path, "ms": -ms if mode == "negative" else ms}))
+    """
+)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(TINY_SPACE)
+    runner = tmp_path / "fake_runner.py"
+    runner.write_text(FAKE_RUNNER)
+    return tmp_path, load_space(space_file), str(space_file), f"{sys.executable} {runner}"
+
+
+def test_plan_then_an_external_loop_then_assemble_equals_the_runner_flow(setup, cli):
+    tmp_path, space, space_file, runner = setup
+    result = cli("lut", "plan", "--space", space_file, "--width-step", "8",
+                 "--out", tmp_path / "plan")  # fmt: skip
+    assert result.code == 0, result.err
+    manifest = load_manifest(tmp_path / "plan")
+    assert [e["job"] for e in manifest.entries] == [j.name for j in plan(space, 8)]
+    for entry in manifest.entries:
+        assert manifest.model_path(entry).is_file() and entry["input_shape"][0] == 1
+    # "measured anywhere": the fake runner over every model, its lines as JSON lines
+    lines = []
+    for entry in manifest.entries:
+        ms = manifest.model_path(entry).stat().st_size / 1e5
+        lines.append(json.dumps({"job": entry["job"], "ms": ms}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    result = cli("lut", "assemble", "--plan", tmp_path / "plan", "--measurements",
+                 tmp_path / "m.jsonl", "--out", tmp_path / "assembled.json")  # fmt: skip
+    assert result.code == 0, result.err
+    result = cli("lut", "build", "--space", space_file, "--width-step", "8", "--device",
+                 "external", "--runner", f"{runner} ok {{model}}", "--out",
+                 tmp_path / "built.json")  # fmt: skip
+    assert result.code == 0, result.err
+    assembled = (tmp_path / "assembled.json").read_bytes()
+    assert assembled == (tmp_path / "built.json").read_bytes()
+    table = load_table(tmp_path / "built.json", space)
+    assert table.device["device"] == "external" and table.meta["reference"]["ms"] > 0
+    assert not (tmp_path / "built.json.plan").exists()
+    assert not (tmp_path / "built.json.partial").exists()
+    # a CSV of the same measurements, entries named by file, gives the same table
+    rows = ["file,ms"] + [
+        f"{e['file']},{manifest.model_path(e).stat().st_size / 1e5}" for e in manifest.entries
+    ]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    csv_table = assemble_table(
+        manifest, read_measurements(tmp_path / "m.csv", manifest), table.device
+    )
+    assert csv_table.to_dict() == table.to_dict()
+
+
+def test_a_batched_runner_gives_the_same_table(setup):
+    tmp_path, space, _, runner = setup
+    one = build_external_table(space, ExternalRunner(f"{runner} ok {{model}}"),
+                               tmp_path / "one.json", width_step=8)  # fmt: skip
+    many = build_external_table(space, ExternalRunner(f"{runner} ok {{models}}"),
+                                tmp_path / "many.json", width_step=8)  # fmt: skip
+    assert one.to_dict() == many.to_dict()
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda lines: lines[:-1], "lacks 1 of the plan's"),
+        (lambda lines: lines + lines[:1], "a second time (first on line 1)"),
+        (lambda lines: [lines[0].replace('"ms": ', '"ms": -')] + lines[1:], "line 1"),
+        (lambda lines: [lines[0].replace('"ms": ', '"ms": "nan", "x": ')] + lines[1:], "finite"),
+        (lambda lines: ['{"job": "nope@3", "ms": 1.0}'] + lines[1:], "'nope@3'"),
+        (lambda lines: ["{broken"] + lines[1:], "line 1 is not a JSON object"),
+    ],
+)
+def test_assemble_refuses_bad_measurements_naming_the_line(setup, cli, edit, fragment):
+    tmp_path, space, space_file, _ = setup
+    manifest = write_plan(space, tmp_path / "plan", width_step=8, space_source=space_file)
+    lines = [json.dumps({"job": e["job"], "ms": 0.5}) for e in manifest.entries]
+    (tmp_path / "m.jsonl").write_text("\n".join(edit(lines)) + "\n")
+    result = cli("lut", "assemble", "--plan", tmp_path / "plan", "--measurements",
+                 tmp_path / "m.jsonl", "--out", tmp_path / "t.json")  # fmt: skip
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_tampered_plan_is_refused(setup, cli):
+    tmp_path, space, space_file, _ = setup
+    manifest = write_plan(space, tmp_path / "plan", width_step=8, space_source=space_file)
+    manifest.model_path(manifest.entries[3]).write_bytes(b"changed")
+    with pytest.raises(LatencyTableError, match="checksum"):
+        load_manifest(tmp_path / "plan")
+    # the folder of one plan does not take another's models
+    with pytest.raises(LatencyTableError, match="other settings"):
+        write_plan(space, tmp_path / "plan", width_step=8, batch_size=4)
+
+
+@pytest.mark.parametrize(
+    "mode, fragment",
+    [
+        ("fail", "exited with status 3 (cannot open the device)"),
+        ("garbage", "printed no JSON line"),
+        ("negative", "positive, finite number"),
+        ("hang", "did not finish within 1 s"),
+    ],
+)
+def test_a_misbehaving_runner_is_one_sentence_naming_the_model(setup, cli, mode, fragment):
+    tmp_path, _, space_file, runner = setup
+    result = cli("lut", "build", "--space", space_file, "--width-step", "8", "--device",
+                 "external", "--runner", f"{runner} {mode} {{model}}", "--runner-timeout", "1",
+                 "--out", tmp_path / "t.json")  # fmt: skip
+    assert_user_error(result, fragment, "models/stem.onnx")
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_an_external_build_resumes_after_a_failure_keeping_what_it_measured(setup, cli):
+    tmp_path, space, space_file, runner = setup
+    flag = tmp_path / "device-unplugged"
+    flag.touch()
+    flaky = f"{runner} flaky:{flag} {{model}}"
+    argv = ["lut", "build", "--space", space_file, "--width-step", "8", "--device", "external",
+            "--runner", flaky, "--out", tmp_path / "t.json"]  # fmt: skip
+    # the runner fails on the second model (the head): the stem's latency is kept
+    assert_user_error(cli(*argv), "models/head.onnx", "exited with status 3")
+    journal = (tmp_path / "t.json.partial").read_text().splitlines()
+    assert [json.loads(x)["job"] for x in journal[1:]] == ["stem"]
+    assert_user_error(cli(*argv), "--resume")  # a partial build is not overwritten
+    # another runner command may measure differently: refused, the journal kept
+    other = [a if a != flaky else f"{runner} ok {{model}}" for a in argv]
+    assert_user_error(cli(*other, "--resume"), "other settings")
+    flag.unlink()  # the device is back: the same command resumes and finishes
+    result = cli(*argv, "--resume")
+    assert result.code == 0, result.err
+    assert load_table(tmp_path / "t.json", space).device["device"] == "external"
+    assert not (tmp_path / "t.json.partial").exists()
+
+
+def test_a_killed_external_build_resumes(setup):
+    tmp_path, space, space_file, runner = setup
+    flag = tmp_path / "kill-now"
+    flag.touch()
+    command = f"{runner} kill:{flag} {{model}}"
+    argv = [sys.executable, "-m", "tfnas", "lut", "build", "--space", space_file,
+            "--width-step", "8", "--device", "external", "--runner", command,
+            "--out", str(tmp_path / "t.json")]  # fmt: skip
+    killed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert killed.returncode == -9
+    journal = (tmp_path / "t.json.partial").read_text().splitlines()
+    assert [json.loads(x)["job"] for x in journal[1:]] == ["stem"]
+    flag.unlink()
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_table(tmp_path / "t.json", space).meta["measurements"] == len(plan(space, 8))
+
+
+def test_runner_commands_are_checked(setup):
+    with pytest.raises(RunnerError, match="neither"):
+        ExternalRunner("benchmark_model --graph=model.tflite")
+    with pytest.raises(RunnerError, match="no such program"):
+        list(ExternalRunner("/no/such/tool {model}").measure([Path("x.onnx")]))
+
+
+def test_check_and_profile_time_networks_through_the_runner(setup, cli):
+    tmp_path, space, space_file, runner = setup
+    command = f"{runner} ok {{models}}"
+    build_external_table(space, ExternalRunner(command), tmp_path / "t.json", width_step=8,
+                         space_source=space_file)  # fmt: skip
+    result = cli("lut", "check", "--lut", tmp_path / "t.json", "--space", space_file,
+                 "--archs", "3", "--json")  # fmt: skip
+    assert_user_error(result, "--runner")
+    result = cli("lut", "check", "--lut", tmp_path / "t.json", "--space", space_file,
+                 "--archs", "3", "--runner", command, "--json")  # fmt: skip
+    assert result.code == 0, result.err
+    check = result.json()
+    assert len(check["rows"]) == 3 and all(r["measured_ms"] > 0 for r in check["rows"])
+    arch = tmp_path / "arch.json"
+    cli("arch", "random", "--space", space_file, "--out", arch)
+    result = cli("profile", arch, "--space", space_file, "--lut", tmp_path / "t.json",
+                 "--device", "external", "--runner", command, "--rounds", "2", "--gap", "0",
+                 "--json")  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["measured_ms"] > 0 and result.json()["calls_timed"] == 2
+
+
+@pytest.mark.slow
+def test_the_onnx_runtime_runner_times_models(setup):
+    pytest.importorskip("onnxruntime")
+    tmp_path, space, space_file, _ = setup
+    manifest = write_plan(space, tmp_path / "plan", width_step=16, space_source=space_file)
+    runner = ExternalRunner(f"{sys.executable} -m tfnas.runners.ort {{models}} --threads 1")
+    files = [manifest.model_path(e) for e in manifest.entries[:4]]
+    results = dict(runner.measure(files))
+    assert set(results) == set(files) and all(0 < ms < 100 for ms in results.values())
+
+
+def test_the_pipeline_builds_and_profiles_through_the_runner(setup, cli, monkeypatch):
+    tmp_path, _, space_file, runner = setup
+    monkeypatch.setenv("TFNAS_CACHE", str(tmp_path / "cache"))
+    write_idx_dataset(tmp_path / "fm", n_train=60, n_test=20)
+    command = f"{runner} ok {{models}}"
+    data = f"fashion-mnist:{tmp_path / 'fm'}"
+    flags = ["--space", space_file, "--lut", tmp_path / "lut.json", "--data", data,
+             "--target-fraction", "0.5", "--calibrate-archs", "3", "--search-epochs", "2",
+             "--search-warmup-epochs", "1", "--search-batch-size", "8", "--train-epochs", "1",
+             "--train-batch-size", "8"]  # fmt: skip
+    result = cli("pipeline", *flags, "--build-lut", "--runner", command,
+                 "--out", tmp_path / "run", "--json")  # fmt: skip
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["lut"]["built"] and summary["lut"]["calibrated"]
+    assert summary["measured_ms"] > 0
+    assert load_table(tmp_path / "lut.json").device["device"] == "external"
+    # the table's device can only be reached through a runner: without one, refused
+    result = cli("pipeline", *flags, "--out", tmp_path / "run2")
+    assert_user_error(result, "--runner")
+    assert not (tmp_path / "run2").exists()
