@@ -44,6 +44,14 @@ PATH_DESTS = {"lut", "out", "arch", "weights", "space", "data", "data_root", "fi
 def make_world(root: Path) -> dict[str, str]:
     """The tests' tiny world, under the short names the command lines below use."""
     w = make_tiny_world(root)
+    # a measurement plan and one latency per entry, for lut assemble
+    from tfnas.latency.plan import write_plan
+    from tfnas.space import load_space
+
+    manifest = write_plan(load_space(w["space"]), root / "plan", width_step=8,
+                          space_source=w["space"])  # fmt: skip
+    lines = [json.dumps({"job": e["job"], "ms": 0.5}) for e in manifest.entries]
+    (root / "measured.jsonl").write_text("\n".join(lines) + "\n")
     return {
         "S": w["space"],
         "L": w["lut"],
@@ -52,6 +60,8 @@ def make_world(root: Path) -> dict[str, str]:
         "T": f"{w['target']:.4f}",
         "W": w["weights"],
         "R": str(root / "train"),
+        "P": str(root / "plan"),
+        "M": str(root / "measured.jsonl"),
     }
 
 
@@ -135,6 +145,17 @@ def base_commands(w: dict[str, str]) -> dict[str, list[str]]:
         "pipeline": ["pipeline", *pipeline, "--target-ms", w["T"], "--out", "{OUT}"],
         "sweep": ["sweep", *pipeline, "--targets", w["T"], "--out", "{OUT}"],
         "report": ["report", w["R"], "--out", "{OUT}"],
+        "lut plan": ["lut", "plan", "--space", w["S"], "--width-step", "8", "--out", "{OUT}"],
+        "lut assemble": [
+            "lut",
+            "assemble",
+            "--plan",
+            w["P"],
+            "--measurements",
+            w["M"],
+            "--out",
+            "{OUT}.json",
+        ],  # fmt: skip
     }
 
 

@@ -439,7 +439,8 @@ def test_the_input_sweep_finds_nothing_in_the_quick_commands():
     command, is run by hand: docs/errors.md)."""
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "input_sweep.py"),
-         "--only", "space show,arch random,info,lut range,lut check,eval,export,report"],
+         "--only",
+         "space show,arch random,info,lut range,lut check,eval,export,report,lut assemble"],
         capture_output=True, text=True, check=False, cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

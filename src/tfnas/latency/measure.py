@@ -201,8 +201,10 @@ class LatencyMeter:
             def clock(call: Callable[[], object]) -> float:
                 return _cpu_clock(call, calls)
 
-        if self.device != "cpu":
+        if self.device == "cuda":
             return _time_calls(call, self.policy, clock)
+        # ONNX Runtime too: torch's idle worker threads, left spinning by a torch operation
+        # (the export), slowed its calls by 1.28x on two cores (bench/results/ort_in_process.json)
         with torch_threads(self.threads):
             return _time_calls(call, self.policy, clock)
 
@@ -277,7 +279,7 @@ class LatencyMeter:
 
         x = torch.randn(shape)
         buffer = io.BytesIO()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_threads(self.threads):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module, (x,), buffer, input_names=["x"], output_names=["y"], dynamo=False
