@@ -12,26 +12,11 @@ import json
 import statistics
 import sys
 
-from tfnas.arch import Architecture, BlockChoice, random_architecture
+from tfnas.arch import random_architecture
 from tfnas.latency.build import measure_networks
 from tfnas.latency.measure import LatencyMeter
 from tfnas.latency.table import load_table
 from tfnas.space import load_space
-
-
-def snapped(space, table, arch: Architecture) -> Architecture:
-    """``arch`` with every width moved to the nearest width the table measured."""
-    stages = []
-    for s, stage in enumerate(arch.stages):
-        out = []
-        for j, choice in enumerate(stage):
-            spec = space.block_spec(s, j, choice.op)
-            knots = [
-                w for w in table.entries[spec.lut_key] if spec.min_width <= w <= spec.max_width
-            ]
-            out.append(BlockChoice(choice.op, min(knots, key=lambda w: abs(w - choice.width))))
-        stages.append(tuple(out))
-    return Architecture(arch.space_name, arch.space_hash, tuple(stages))
 
 
 def main() -> None:
@@ -43,7 +28,7 @@ def main() -> None:
     table = load_table(args.lut)
     space = load_space(table.space_name)
     archs = [random_architecture(space, args.seed + i) for i in range(args.archs)]
-    on_knots = [snapped(space, table, a) for a in archs]
+    on_knots = [table.on_knots(space, a) for a in archs]
     measured = measure_networks(space, archs + on_knots, LatencyMeter("ort-cpu", threads=1))
     result = {"command": "python bench/ort_widths.py " + " ".join(sys.argv[1:])}
     for name, group, ms in (

@@ -448,3 +448,14 @@ def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):
         ),  # fmt: skip
         "--back-to-back: must be at least 1",
     )
+
+
+def test_networks_on_the_tables_knots(tiny, tmp_path, cli, tiny_file):
+    table = build_table(tiny, CountingMeter(), tmp_path / "lut.json", width_step=8, progress=False)
+    for seed in range(5):
+        arch = table.on_knots(tiny, random_architecture(tiny, seed))
+        for _, _, spec, width in arch.blocks(tiny):
+            assert width in table.entries[spec.lut_key] and spec.check_width(width)
+    result = cli("lut", "check", "--lut", tmp_path / "lut.json", "--space", tiny_file,
+                 "--archs", "3", "--width-grid", "knots", "--json")  # fmt: skip
+    assert result.code == 0, result.err

@@ -530,7 +530,16 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         unit="window",
         disable=not sys.stderr.isatty(),
     ) as bar:
-        result = check_table(space, table, meter, args.archs, args.seed, args.calibrate, bar.update)
+        result = check_table(
+            space,
+            table,
+            meter,
+            args.archs,
+            args.seed,
+            args.calibrate,
+            bar.update,
+            on_knots=args.width_grid == "knots",
+        )
     if args.calibrate:
         result.calibrated(table).save(args.lut)
     if args.json:
@@ -1228,6 +1237,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit measured = a * predicted + b and store it in the table",
     )
     q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
+    q.add_argument(
+        "--width-grid",
+        default="any",
+        choices=WIDTH_GRIDS,
+        help="random networks at any width, or at the widths the table measured (what "
+        "search --width-grid knots produces)",
+    )
     _runner_args(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_lut_check)

@@ -105,6 +105,7 @@ def check_table(
     calibrate: bool = False,
     progress=None,
     check_drift: bool = True,
+    on_knots: bool = False,
 ) -> CheckResult:
     """Measure ``archs`` random architectures whole and compare with the table's predictions.
 
@@ -114,7 +115,9 @@ def check_table(
     see it). ``progress`` is called with 1 after every timing window. The table's reference
     network is timed among the networks (``check_drift``): the machine's drift since the
     table was built or last calibrated, and the errors against drift-corrected measurements
-    besides the raw ones.
+    besides the raw ones. ``on_knots`` moves every width of the random networks to the
+    nearest width the table measured: the networks a search with ``--width-grid knots``
+    produces, and the fair check of a table for a runtime that steps between its knots.
     """
     if archs < 1:
         raise TfnasError(f"--archs must be at least 1, got {archs}.")
@@ -124,6 +127,8 @@ def check_table(
     in_channels = table.meta.get("in_channels")
     reference = table_reference(table, space) if check_drift else None
     archs_list = [random_architecture(space, seed + i) for i in range(archs)]
+    if on_knots:
+        archs_list = [table.on_knots(space, arch) for arch in archs_list]
     # the table's reference network is timed with the others, its rounds interleaved with
     # theirs: the drift comes from the same moments as the measurements it corrects
     timed = archs_list + ([reference[0]] if reference is not None else [])

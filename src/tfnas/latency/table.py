@@ -155,6 +155,24 @@ class LatencyTable:
                 f"{self.space_hash}), not for space '{space.name}' (hash {space.hash})."
             )
 
+    def knots(self, spec: BlockSpec) -> list[int]:
+        """The widths the table measured for ``spec``'s entry, within the op's bounds."""
+        measured = self.entries.get(spec.lut_key, {})
+        knots = sorted(w for w in measured if spec.min_width <= w <= spec.max_width)
+        return knots or [spec.min_width, spec.max_width]
+
+    def on_knots(self, space: SearchSpace, arch: Architecture) -> Architecture:
+        """``arch`` with every width moved to the nearest width the table measured."""
+        stages = []
+        for s, stage in enumerate(arch.stages):
+            chosen = []
+            for j, choice in enumerate(stage):
+                knots = self.knots(space.block_spec(s, j, choice.op))
+                width = min(knots, key=lambda w: (abs(w - choice.width), w))
+                chosen.append(BlockChoice(choice.op, width))
+            stages.append(tuple(chosen))
+        return Architecture(arch.space_name, arch.space_hash, tuple(stages), dict(arch.info))
+
     def check_entries(self, space: SearchSpace, source: str) -> None:
         """Refuse a table that cannot price every network of ``space``: a block without an
         entry, knots that do not reach a block's width bounds, or a latency within the

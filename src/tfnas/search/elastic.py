@@ -45,7 +45,7 @@ def elastic_scale(
     """
     blocks = [(s, j, spec) for s, j, spec, _ in arch.blocks(space)]
     widths = [w for _, _, _, w in arch.blocks(space)]
-    grids = [_knots(table, spec) for _, _, spec in blocks] if on_knots else None
+    grids = [table.knots(spec) for _, _, spec in blocks] if on_knots else None
     if grids is not None:  # start from the measured width at or below each one
         widths = [
             max([k for k in g if k <= w] or g[:1]) for g, w in zip(grids, widths, strict=True)
@@ -90,13 +90,6 @@ def elastic_scale(
                 break
             widths, current, steps = new, candidate, steps + 1
     return ScalingResult(_with_widths(arch, blocks, widths), current, start, steps)
-
-
-def _knots(table: LatencyTable, spec) -> list[int]:
-    """The widths the table measured for ``spec``'s entry, within the op's bounds."""
-    measured = table.entries.get(spec.lut_key, {})
-    knots = sorted(w for w in measured if spec.min_width <= w <= spec.max_width)
-    return knots or [spec.min_width, spec.max_width]
 
 
 def _next_knot(knots: list[int], width: int, wanted: int, sign: int) -> int:
