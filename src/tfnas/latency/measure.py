@@ -126,6 +126,22 @@ def _cpu_clock(call: Callable[[], object], calls: int = 1) -> float:
     return (time.perf_counter_ns() - t0) / 1e6 / calls
 
 
+def cpu_clock(scrub_kib: int = 0, calls: int = 1) -> Callable[[Callable[[], object]], float]:
+    """A clock for :func:`_time_calls` on the CPU: the mean ms of ``calls`` calls back to
+    back, each sample after writing a buffer of ``scrub_kib`` KiB (0: none), outside the
+    timing, so that the call starts with its weights and input evicted from the caches
+    nearest the core, as a block inside a network finds them after its predecessors."""
+    if scrub_kib <= 0:
+        return lambda call: _cpu_clock(call, calls)
+    scratch = torch.empty(scrub_kib * 256)  # float32: 256 per KiB
+
+    def clock(call: Callable[[], object]) -> float:
+        scratch.fill_(1.0)
+        return _cpu_clock(call, calls)
+
+    return clock
+
+
 def _cuda_clock(call: Callable[[], object], calls: int = 1) -> float:
     """Mean ms of ``calls`` calls enqueued back to back between two CUDA events, after a
     synchronisation (one call: its own latency, launch included)."""
@@ -190,23 +206,12 @@ class LatencyMeter:
 
             def clock(call: Callable[[], object]) -> float:
                 return _cuda_clock(call, calls)
-        elif scrub_kib > 0:
-            scratch = torch.empty(scrub_kib * 256)  # float32: 256 per KiB
 
-            def clock(call: Callable[[], object]) -> float:
-                scratch.fill_(1.0)
-                return _cpu_clock(call, calls)
-        else:
-
-            def clock(call: Callable[[], object]) -> float:
-                return _cpu_clock(call, calls)
-
-        if self.device == "cuda":
             return _time_calls(call, self.policy, clock)
-        # ONNX Runtime too: torch's idle worker threads, left spinning by a torch operation
-        # (the export), slowed its calls by 1.28x on two cores (bench/results/ort_in_process.json)
+        # ONNX Runtime too, as a precaution: torch's worker threads, woken by the export,
+        # must not compete with the timed calls (bench/ort_in_process.py: inconclusive here)
         with torch_threads(self.threads):
-            return _time_calls(call, self.policy, clock)
+            return _time_calls(call, self.policy, cpu_clock(scrub_kib, calls))
 
     def window_statistic(self, call: Callable[[], object], scrub_kib: int = 0) -> float:
         return summarise(self.window(call, scrub_kib), self.policy.statistic)

@@ -4,26 +4,29 @@
 
 For each model it prints one JSON line, ``{"model": "MODEL.onnx", "ms": 0.123}``, the latency
 of one call in milliseconds, timed by the rule tfnas's in-process timers use (warm-up by
-count and time, many calls timed one at a time, the lower quartile per window, the best of
-several windows). It is what the tests of the external-runner protocol run, and the template
-to copy for a device of your own: whatever runs the model there, print the same line. A
-model that cannot be loaded or run ends the program with a message on stderr and exit
-status 1.
+count and time, many calls timed one at a time each after a write that evicts the near
+caches, the lower quartile per window, the best of several windows). It is what the tests
+of the external-runner protocol run, and the template to copy for a device of your own:
+whatever runs the model there, print the same line. A model that cannot be loaded or run
+ends the program with a message on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
 
-from ..latency.measure import TimingPolicy, _cpu_clock, _time_calls, summarise
+from ..latency.build import DEFAULT_SCRUB_KIB
+from ..latency.measure import TimingPolicy, _time_calls, cpu_clock, summarise
 
 
-def time_model(path: str, threads: int, policy: TimingPolicy) -> float:
-    """Milliseconds per call of the ONNX model at ``path`` on the CPU with ``threads``."""
+def time_model(path: str, threads: int, policy: TimingPolicy, scrub_kib: int = 0) -> float:
+    """Milliseconds per call of the ONNX model at ``path`` on the CPU with ``threads``, each
+    timed call after a write of ``scrub_kib`` KiB (cold near caches, as ``lut build``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -41,9 +44,9 @@ def time_model(path: str, threads: int, policy: TimingPolicy) -> float:
     def call() -> object:
         return session.run(None, feed)
 
+    clock = cpu_clock(scrub_kib)
     return min(
-        summarise(_time_calls(call, policy, _cpu_clock), policy.statistic)
-        for _ in range(policy.rounds)
+        summarise(_time_calls(call, policy, clock), policy.statistic) for _ in range(policy.rounds)
     )
 
 
@@ -54,11 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("models", nargs="+", metavar="MODEL.onnx")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    # tfnas says what it asks for (TFNAS_TIMING): blocks with cold near caches, as lut build
+    # times them in-process; whole networks as they run
+    network = os.environ.get("TFNAS_TIMING") == "network"
+    parser.add_argument(
+        "--scrub-kib",
+        type=int,
+        default=0 if network else DEFAULT_SCRUB_KIB,
+        help="KiB written before every timed call, so that it starts with cold near caches "
+        f"(default {DEFAULT_SCRUB_KIB} for blocks, 0 when TFNAS_TIMING=network)",
+    )
     args = parser.parse_args(argv)
     policy = TimingPolicy()
     for path in args.models:
         try:
-            ms = time_model(path, args.threads, policy)
+            ms = time_model(path, args.threads, policy, args.scrub_kib)
         except Exception as exc:  # any failure of the runtime: name the model, stop
             print(f"{path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
