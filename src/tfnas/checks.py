@@ -35,9 +35,14 @@ def non_negative(value: Any, flag: str) -> float:
 
 
 def within(
-    value: Any, flag: str, low: float, high: float, *, low_open: bool = False,
+    value: Any,
+    flag: str,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
     high_open: bool = False,
-) -> float:  # fmt: skip
+) -> float:
     """``value`` in the interval from ``low`` to ``high`` (each end closed unless open)."""
     v = finite(value, flag)
     if (v < low or (low_open and v == low)) or (v > high or (high_open and v == high)):

@@ -219,20 +219,17 @@ class Pipeline:
             from .arch import load_architecture
 
             load_architecture(c.arch, space)
-        elif Path(c.lut).exists() and "search" not in self.steps:
+        if Path(c.lut).exists():
             table = load_table(c.lut, space)
-            check_target(space, table, self._target_ms(space, table))
-        if (
-            Path(c.lut).exists()
-            and "profile" not in self.steps
-            and self.runner is None
-            and load_table(c.lut, space).device.get("device") == "external"
-        ):
-            raise TfnasError(
-                f"{c.lut}: was measured by an external runner; pass --runner so that the "
-                "searched network is timed on the same device."
-            )
-        if not Path(c.lut).exists() and not self.build_lut and "search" not in self.steps:
+            if c.arch is None and "search" not in self.steps:
+                check_target(space, table, self._target_ms(space, table))
+            external = table.device.get("device") == "external"
+            if external and self.runner is None and "profile" not in self.steps:
+                raise TfnasError(
+                    f"{c.lut}: was measured by an external runner; pass --runner so that the "
+                    "searched network is timed on the same device."
+                )
+        elif not self.build_lut and "search" not in self.steps:
             raise TfnasError(
                 f"{c.lut}: no such latency table; correct --lut, or pass --build-lut to "
                 "measure one there on this machine (minutes: tfnas-small about 3 on a CPU)."

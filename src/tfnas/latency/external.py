@@ -10,7 +10,9 @@ would split it but run without a shell (wrap pipes or ``adb shell`` quoting in
 ``sh -c '...'``). A runner that exits non-zero, outlives its timeout, prints no such line or
 prints a latency that is not a positive finite number stops the build with one sentence
 naming the model; every latency measured before it is kept in the build's journal, and
-``--resume`` continues from there.
+``--resume`` continues from there. The environment variable ``TFNAS_TIMING`` tells the
+runner whether it times a block (``block``: ``lut build`` times blocks with cold near
+caches) or a whole network (``network``: timed as it runs).
 
 ``tfnas lut check --runner`` and ``tfnas profile --device external --runner`` time whole
 networks through the same command (:class:`ExternalMeter`), so that a table and the
