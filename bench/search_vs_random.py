@@ -29,7 +29,7 @@ runs under its own ``--tag`` beside the same random networks, which a rerun into
 DIR reuses. ``--noise-archs K --noise-seeds S,...`` retrains the first K random
 architectures again with the other seeds: how much of the spread between random
 architectures is only retraining noise, i.e. how large a difference this budget can resolve.
-Prints JSON; needs scipy (installed with tfnas's dev extra).
+Prints JSON.
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ from tfnas.data import open_dataset
 from tfnas.io import atomic_write_json
 from tfnas.latency.table import load_table, target_at_fraction
 from tfnas.loader import Batches
-from tfnas.nn.supernet import Supernet
 from tfnas.pipeline import run_pipeline
-from tfnas.search.elastic import elastic_scale
-from tfnas.search.searcher import SearchConfig
-from tfnas.space import SearchSpace, load_space
+from tfnas.search.elastic import scale_onto_target
+from tfnas.search.path_score import PathScorer
+from tfnas.search.searcher import trained_supernet
+from tfnas.space import load_space
 
 
 def interval(values: list[float]) -> dict[str, float]:
@@ -99,60 +99,18 @@ def retraining_noise(repeats: list[list[float]], random_top1: list[float]) -> di
 
 
 def scaled_to(space, table, target: float, arch: Architecture) -> Architecture | None:
-    """``arch`` elasticity-scaled onto ``target``, or None when its widths cannot get there."""
-    scaled = elastic_scale(space, arch, table, target).arch
-    return scaled if abs(table.predict(space, scaled) / target - 1) <= 0.01 else None
+    return scale_onto_target(space, arch, table, target)
 
 
-def supernet_path(net: Supernet, arch: Architecture):
-    """``arch`` as a path of ``net``: its ops and widths in the first blocks of each stage."""
-    path, depth_weights, sources = [], [], []
-    for s, (stage, chosen) in enumerate(zip(net.stages, arch.stages, strict=True)):
-        depths = net.space.stages[s].depths
-        ops = [
-            [p.op for p in block.specs].index(c.op)
-            for block, c in zip(stage[: len(chosen)], chosen, strict=True)
-        ]
-        path.append(ops + [0] * (len(stage) - len(ops)))
-        w = torch.zeros(len(depths))
-        w[depths.index(len(chosen))] = 1
-        depth_weights.append(w)
-        sources.append(list(range(len(chosen))))
-    net.apply_widths(arch, sources)
-    return path, depth_weights
-
-
-@torch.no_grad()
-def supernet_accuracy(net: Supernet, arch: Architecture, train_batches, test_batches) -> float:
-    """Accuracy of ``arch`` inside the trained supernet, after re-estimating the batch-norm
-    statistics of its path on training batches (cumulative averages)."""
-    path, depth = supernet_path(net, arch)
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    for images, _ in train_batches:
-        net(images.contiguous(memory_format=torch.channels_last), path=path, depth_weights=depth)
-    net.eval()
-    correct = seen = 0
-    for images, labels in test_batches:
-        logits = net(
-            images.contiguous(memory_format=torch.channels_last), path=path, depth_weights=depth
-        )
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-    return correct / seen
-
-
-def load_supernet(run_dir: Path, space: SearchSpace) -> Supernet:
-    saved = json.loads((run_dir / "config.json").read_text())
-    saved["arch_betas"] = tuple(saved["arch_betas"])
-    config = SearchConfig(**saved)
-    net = Supernet(space, 10, config.in_channels, config.depth, config.op_weights)
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    net.load_state_dict(state["net"])
-    return net.to(memory_format=torch.channels_last)
+def supernet_scorer(run_dir: Path, train_batches, test_batches) -> PathScorer:
+    """A search run's supernet as a scorer of architectures (tfnas.search.path_score)."""
+    net = trained_supernet(run_dir)[0].to(memory_format=torch.channels_last)
+    return PathScorer(
+        net,
+        train_batches,
+        test_batches,
+        prepare=lambda x: x.contiguous(memory_format=torch.channels_last),
+    )
 
 
 def main() -> None:
@@ -226,18 +184,18 @@ def main() -> None:
 
     # ranking quality of every search's supernet
     r_top1 = [r["top1"] for r in randoms]
-    nets = [load_supernet(out / run["name"] / "search", space) for run in searched]
-    channels = nets[0].in_channels
+    channels = space.input_channels
     train = open_dataset(args.data, "train", image_size=space.input_size, channels=channels)
     test = open_dataset(args.data, "test", image_size=space.input_size, channels=channels)
     train_batches = list(Batches(train, 64).epoch(7))[: args.bn_batches]
     test_batches = list(Batches(test, 500, shuffle=False, drop_last=False).epoch(0))
     ranking = []
-    for run, net in zip(searched, nets, strict=True):
-        in_supernet = [supernet_accuracy(net, a, train_batches, test_batches) for a in random_archs]
+    for run in searched:
+        scorer = supernet_scorer(out / run["name"] / "search", train_batches, test_batches)
+        in_supernet = scorer.score_all(random_archs)
         run["supernet_path_top1_of_randoms"] = in_supernet
         own = load_architecture(out / run["name"] / "search" / "arch.json", space)[0]
-        run["supernet_path_top1"] = supernet_accuracy(net, own, train_batches, test_batches)
+        run["supernet_path_top1"] = scorer.score(own)
         tau, tau_p = stats.kendalltau(in_supernet, r_top1)
         ranking.append({"search": run["name"], "kendall_tau": float(tau), "p": float(tau_p)})
 

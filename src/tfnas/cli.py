@@ -23,6 +23,7 @@ from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
 from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
 from .search.searcher import WIDTH_GRIDS, WIDTH_MODES, SearchConfig
+from .search.steps import LATENCY_LOSSES
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -721,6 +722,29 @@ def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict)
         raise settings_changed(run_dir, changed)
 
 
+def _scoring_args(p: argparse.ArgumentParser, prefix: str = "--") -> None:
+    """The search's scoring of architectures as supernet paths after its last epoch; the
+    pipeline's flags say ``--search-`` and default to the search's own defaults."""
+    pipeline = prefix != "--"
+    p.add_argument(
+        f"{prefix}select-candidates",
+        type=_whole(0),
+        metavar="K",
+        default=None if pipeline else _search_default("select_candidates"),
+        help="selection after scaling: K candidates drawn from the learned distribution "
+        "besides the argmax, each scaled onto the target and scored in the supernet; the "
+        f"best is returned (default {_search_default('select_candidates')}: the argmax)",
+    )
+    p.add_argument(
+        f"{prefix}standing-randoms",
+        type=_whole(0),
+        metavar="K",
+        default=None if pipeline else _search_default("standing_randoms"),
+        help="random networks at the target the result is scored against in the supernet, "
+        f"for the 'beats N of K' line (default {_search_default('standing_randoms')}; 0: none)",
+    )
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
@@ -761,6 +785,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             warmup_epochs=args.warmup_epochs,
             lambda_lat=args.lambda_lat,
+            latency_loss=args.latency_loss,
             seed=args.seed,
             batch_size=args.batch_size,
             limit=args.limit,
@@ -773,6 +798,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             depth=args.depth,
             width=args.width,
             width_grid=args.width_grid,
+            select_candidates=args.select_candidates,
+            standing_randoms=args.standing_randoms,
             in_channels=args.in_channels,
             workers=args.workers,
             device=args.device,
@@ -790,6 +817,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"target {config.target_ms:g} ms, predicted {result.predicted_ms:.4f} ms ({error:+.3f}%), "
         f"depths {'-'.join(map(str, result.arch.depths))}; metrics in {run_dir / 'metrics.jsonl'}"
     )
+    if result.standing is not None:
+        from .search.selection import standing_sentence
+
+        print(standing_sentence(result.standing))
     return 0
 
 
@@ -913,6 +944,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
             batch_size=args.search_batch_size,
             weight_lr=args.search_lr,
             op_weights=args.search_op_weights,
+            select_candidates=args.search_select_candidates,
+            standing_randoms=args.search_standing_randoms,
         ),
         train=given(
             precision=args.precision,
@@ -1285,6 +1318,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_search_default("lambda_lat"),
         help="weight of the latency loss",
     )
+    p.add_argument(
+        "--latency-loss",
+        default=_search_default("latency_loss"),
+        choices=LATENCY_LOSSES,
+        help="|LAT/T - 1| (two-sided, the paper's) or max(0, LAT/T - 1) (one-sided: no push "
+        "towards the target from below)",
+    )
     p.add_argument("--seed", type=int, default=_search_default("seed"))
     p.add_argument(
         "--batch-size",
@@ -1347,6 +1387,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=WIDTH_GRIDS,
         help="elasticity-scaling to any width, or only to widths the table measured",
     )
+    _scoring_args(p)
     p.add_argument("--in-channels", type=int, choices=(1, 3))
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=_whole(1), help="CPU threads for training (default: torch's)")
@@ -1492,6 +1533,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search-batch-size", type=int, metavar="B", help="search batch size")
     p.add_argument("--search-lr", type=float, metavar="LR", help="the supernet's peak lr")
     p.add_argument("--search-op-weights", choices=OP_WEIGHTS, help="see tfnas search --op-weights")
+    _scoring_args(p, prefix="--search-")
     p.add_argument("--train-epochs", type=int, metavar="E", help="retraining epochs")
     p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
     p.add_argument("--train-batch-size", type=int, metavar="B", help="retraining batch size")

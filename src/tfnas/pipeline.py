@@ -192,6 +192,7 @@ class Pipeline:
             "drift": profile.get("drift"),
             "measured_drift_corrected_ms": profile.get("measured_drift_corrected_ms"),
             "architecture": search["architecture"],
+            "supernet_standing": search.get("standing"),
             "arch_file": str(self.run_dir / "search" / "arch.json"),
             "weights_file": str(self.run_dir / "train" / "best.pt"),
             "top1": evaluation["top1"],
@@ -284,11 +285,17 @@ class Pipeline:
             **c.search,
         )
         result = search(config, self.run_dir / "search", resume=True)
+        standing = result.standing
         return {
             "target_ms": target,
             "predicted_ms": result.predicted_ms,
             "architecture": result.arch.describe(),
             "epochs": config.epochs,
+            # where it stands among random networks at the target, as its supernet scores
+            # them (tfnas.search.selection.standing); None when not scored
+            "standing": {k: v for k, v in standing.items() if k != "reference_scores"}
+            if standing
+            else None,
         }
 
     def _retrain(self) -> dict[str, Any]:
@@ -473,6 +480,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                 + drift.sentence(),
             )
         )
+    if s.get("supernet_standing"):
+        from .search.selection import standing_sentence
+
+        rows.append(("supernet standing", standing_sentence(s["supernet_standing"])))
     rows += [
         ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),
         (

@@ -101,6 +101,9 @@ class RunDir:
     ) -> None:
         """Write ``state`` to the checkpoint (or ``path``) and ``history`` as the metrics."""
         save_state(state, path or self.checkpoint)
+        self.write_metrics(history)
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
         atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in history))
 
     def load(

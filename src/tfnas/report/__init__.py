@@ -101,6 +101,14 @@ def search_section(run_dir: Path) -> Section:
                 f"{last['top_op_prob']:.2f} on average",
             ),
         )
+    if last.get("standing"):
+        from ..search.selection import standing_sentence
+
+        facts.append(("supernet standing", standing_sentence(last["standing"])))
+    if last.get("selection"):
+        chosen = last["selection"]["chosen"]
+        count = len(last["selection"]["candidates"])
+        facts.append(("selection after scaling", f"{chosen}, best-scored of {count} candidates"))
     section = Section("Search", facts)
     section.figures += [
         Figure("latency", "Latency per epoch", figures.latency_per_epoch(rows)),

@@ -92,6 +92,22 @@ def elastic_scale(
     return ScalingResult(_with_widths(arch, blocks, widths), current, start, steps)
 
 
+def scale_onto_target(
+    space: SearchSpace,
+    arch: Architecture,
+    table: LatencyTable,
+    target_ms: float,
+    tolerance: float = 0.01,
+    on_knots: bool = False,
+) -> Architecture | None:
+    """``arch`` elasticity-scaled onto ``target_ms``, or None when its widths cannot bring it
+    within ``tolerance`` (relative) of the target: its ops and depths are too slow or too
+    fast for it. Random baselines and selection candidates use it to be compared at one
+    latency."""
+    scaled = elastic_scale(space, arch, table, target_ms, on_knots=on_knots)
+    return scaled.arch if abs(scaled.latency_ms / target_ms - 1) <= tolerance else None
+
+
 def _next_knot(knots: list[int], width: int, wanted: int, sign: int) -> int:
     """The first knot at or beyond ``wanted`` in the direction ``sign`` (at least one knot
     away from ``width``), or the last knot that way; ``width`` when there is none."""

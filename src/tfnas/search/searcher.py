@@ -44,9 +44,17 @@ from ..precision import PRECISIONS, resolve_precision
 from ..rundir import RunDir, dataclass_defaults
 from ..space import SearchSpace, load_space
 from .elastic import elastic_scale
+from .path_score import PathScorer
 from .projection import project_to_target
 from .sampling import SAMPLINGS, sample_paths
+from .selection import (
+    draw_candidates,
+    random_references,
+    select_after_scaling,
+    standing,
+)
 from .steps import (
+    LATENCY_LOSSES,
     ArchStepStats,
     LatencyPenalty,
     StepStats,
@@ -75,6 +83,7 @@ class SearchConfig:
     epochs: int = 10
     warmup_epochs: int | None = None  # default: a ninth of the epochs (10 of 90 in the paper)
     lambda_lat: float = 0.1
+    latency_loss: str = "two-sided"  # or one-sided: only latency above the target is charged
     seed: int = 0
     batch_size: int = 64
     limit: int | None = None  # use this many training images (split 80/20)
@@ -102,6 +111,14 @@ class SearchConfig:
     width_grid: str = "any"
     in_channels: int | None = None
     eval_batches: int | None = 20  # arch-split batches to score the derived network on
+    # selection after scaling (tfnas.search.selection): this many candidates drawn from the
+    # learned distribution besides the argmax, each scaled onto the target and scored as a
+    # supernet path on the architecture split; the best is returned. 0: the argmax alone
+    select_candidates: int = 0
+    # random architectures at the target the result is scored against in the supernet
+    # ("beats N of K"); 0: none
+    standing_randoms: int = 32
+    score_bn_batches: int = 20  # weight-split batches that re-estimate a scored path's BN
     workers: int = 0
     device: str = "auto"
     channels_last: bool = True  # NHWC activations: about 1.8x faster search steps on CPU
@@ -157,8 +174,12 @@ class SearchConfig:
         checks.optional(checks.positive, self.tau_end, "tau_end")
         checks.positive(self.grad_clip, "grad_clip")
         checks.optional(checks.at_least, self.eval_batches, "eval_batches", 1)
+        checks.at_least(self.select_candidates, "--select-candidates", 0)
+        checks.at_least(self.standing_randoms, "--standing-randoms", 0)
+        checks.at_least(self.score_bn_batches, "--score-bn-batches", 1)
         for flag, value, allowed in (
             ("--sampling", self.sampling, SAMPLINGS),
+            ("--latency-loss", self.latency_loss, LATENCY_LOSSES),
             ("--op-weights", self.op_weights, OP_WEIGHTS),
             ("--depth", self.depth, DEPTH_MODES),
             ("--precision", self.precision, PRECISIONS),
@@ -184,6 +205,12 @@ class SearchResult:
     run_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     main_process: bool = True
+
+    @property
+    def standing(self) -> dict[str, Any] | None:
+        """Where the result stands among random networks at the target, as its supernet
+        scores them (:func:`~tfnas.search.selection.standing`); None when not scored."""
+        return self.history[-1].get("standing") if self.history else None
 
 
 def check_target(space: SearchSpace, table: LatencyTable, target_ms: float) -> tuple[float, float]:
@@ -246,7 +273,7 @@ class Searcher:
         self.weight_scaler, self.arch_scaler = self.precision.scaler(), self.precision.scaler()
         self.sampler = torch.Generator().manual_seed(config.seed + 1)
         self.schedule = config.temperature()
-        self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat)
+        self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat, config.latency_loss)
         self.epoch = 0
         self.current: Architecture | None = None  # the latest derived architecture
         self.history: list[dict[str, Any]] = []
@@ -605,8 +632,67 @@ class Searcher:
             flush=True,
         )
 
-    def _finish(self) -> SearchResult:
+    def _path_scorer(self) -> PathScorer:
+        """Scores architectures as supernet paths: batch norms re-estimated on weight-split
+        batches, top-1 on the first ``eval_batches`` architecture-split batches (the same
+        batches in every process)."""
+        c = self.config
+        bn = self.weight_batches.epoch(self._seed(-3), everywhere=True)
+        held_out = self.arch_batches.epoch(self._seed(-1), everywhere=True)
+        return PathScorer(
+            self.net,
+            list(itertools.islice(bn, c.score_bn_batches)),
+            list(itertools.islice(held_out, c.eval_batches)),
+            prepare=self._on_device,
+        )
+
+    def _select_and_place(self) -> Architecture:
+        """The returned architecture: the derived one, or the best-scored candidate after
+        scaling (``select_candidates``); and where it stands among random networks at the
+        target (``standing_randoms``). Both are kept in the last metrics row, so a finished
+        run resumed reads them back instead of scoring again."""
+        c = self.config
+        last = self.history[-1]
+        if "selected_arch" in last:
+            return architecture_from_dict(last["selected_arch"])
         arch = self.current
+        selecting = c.select_candidates > 0 and c.width == "elastic"
+        if not selecting and not c.standing_randoms:
+            return arch
+        scorer = self._path_scorer()
+        if selecting:
+            drawn = draw_candidates(
+                self.net,
+                self.table,
+                c.target_ms,
+                c.select_candidates,
+                self._seed(-5),
+                on_knots=c.width_grid == "knots",
+            )
+            selection = select_after_scaling(scorer, arch, drawn)
+            arch = selection.chosen.arch
+            last["selection"] = selection.to_dict()
+        if c.standing_randoms:
+            references = random_references(
+                self.space, self.table, c.target_ms, c.standing_randoms, self._seed(-7)
+            )
+            last["standing"] = standing(scorer, arch, references, c.target_ms)
+        last["selected_arch"] = arch.to_dict()
+        if self.dist.is_main:
+            self.rundir.write_metrics(self.history)
+        return arch
+
+    def _standing_meta(self) -> dict[str, Any]:
+        last = self.history[-1]
+        meta: dict[str, Any] = {}
+        if "selection" in last:
+            meta["selected"] = last["selection"]["chosen"]
+        if "standing" in last:
+            meta["supernet_standing"] = {k: last["standing"][k] for k in ("beats", "ties", "of")}
+        return meta
+
+    def _finish(self) -> SearchResult:
+        arch = self._select_and_place()
         predicted = self.table.predict(self.space, arch)
         c = self.config
         arch = Architecture(
@@ -630,17 +716,39 @@ class Searcher:
                         "depth",
                         "width",
                         "lambda_lat",
+                        "latency_loss",
                         "data",
                         "limit",
+                        "select_candidates",
                     )
                 },
-            },
+            }
+            | self._standing_meta(),
         )
         arch_text = json.dumps(arch.to_dict(), sort_keys=True)
         check_agreement("architecture", text_digest(arch_text), self.dist, self.device)
         if self.dist.is_main:
             arch.save(self.run_dir / "arch.json")
         return SearchResult(arch, predicted, self.run_dir, self.history, self.dist.is_main)
+
+
+def trained_supernet(run_dir: str | Path) -> tuple[Supernet, SearchConfig]:
+    """The supernet of a search run (its last checkpoint, on the CPU) and the run's settings:
+    for scoring architectures as its paths after the search (:mod:`tfnas.search.path_score`)."""
+    run_dir = Path(run_dir)
+    for name in ("config.json", CHECKPOINT):
+        if not (run_dir / name).is_file():
+            raise TfnasError(f"{run_dir}: is not a search run (no {name}).")
+    saved = json.loads((run_dir / "config.json").read_text())
+    known = {f for f in SearchConfig.__dataclass_fields__}
+    config = SearchConfig(**{k: v for k, v in saved.items() if k in known})
+    config.arch_betas = tuple(config.arch_betas)
+    space = load_space(config.space)
+    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    classes = int(state["net"]["head.classifier.weight"].shape[0])
+    net = Supernet(space, classes, config.in_channels, config.depth, config.op_weights)
+    net.load_state_dict(state["net"])
+    return net, config
 
 
 def search(

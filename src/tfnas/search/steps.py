@@ -25,15 +25,25 @@ GradReducer = Callable[[list[torch.Tensor]], None]
 _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # fp32 and bf16 need none
 
 
+LATENCY_LOSSES = ("two-sided", "one-sided")
+
+
 @dataclass(frozen=True)
 class LatencyPenalty:
-    """``lambda * |LAT / T - 1|`` (docs/method.md section 1): zero exactly on the target."""
+    """``lambda * |LAT / T - 1|`` (docs/method.md section 1): zero exactly on the target.
+
+    ``one-sided``: ``lambda * max(0, LAT / T - 1)``. The paper's two-sided loss pushes the
+    expected latency *up* while it sits below the target, towards slower ops that
+    elasticity-scaling then pays for with width; the one-sided one charges only excess
+    latency and leaves the rest to the cross-entropy (and to elasticity-scaling)."""
 
     target_ms: float
     weight: float = 0.1
+    mode: str = "two-sided"
 
     def relative_error(self, expected_ms: torch.Tensor) -> torch.Tensor:
-        return (expected_ms / self.target_ms - 1).abs()
+        excess = expected_ms / self.target_ms - 1
+        return excess.clamp_min(0) if self.mode == "one-sided" else excess.abs()
 
     def __call__(self, expected_ms: torch.Tensor) -> torch.Tensor:
         return self.weight * self.relative_error(expected_ms)
