@@ -155,6 +155,8 @@ def summarise(space: SearchSpace, listing: dict[str, Any], out: Path) -> dict[st
             }
         )
     result: dict[str, Any] = {
+        "command": "python bench/ground_truth.py",
+        "lut": listing["lut"],
         "target_ms": listing["target_ms"],
         "recipe": RECIPE,
         "architectures_trained": len(per_arch),

@@ -100,6 +100,35 @@ def search_vs_random(data: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+def ground_truth(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            a["name"],
+            " / ".join(f"{x * 100:.2f}" for x in a["top1"]),
+            f"{a['mean'] * 100:.2f}%",
+            f"{a['features']['se_blocks']}",
+            "-".join(str(a["features"][f"depth_stage{s}"]) for s in range(1, 6)),
+            f"{a['features']['mid_width']}",
+            f"{a['features']['macs'] / 1e6:.1f}M",
+            a["architecture"].replace("|", "\\|"),
+        ]
+        for a in data["per_arch"]
+    ]
+    header = ["network", "top-1 per seed (%)", "mean", "SE blocks", "depths", "mid width",
+              "MACs", "architecture"]  # fmt: skip
+    out = table(header, rows)
+    noise = data.get("noise")
+    if noise:
+        out += (
+            f"\n\nseed s.d. {noise['seed_sd'] * 100:.2f} points, between architectures "
+            f"{noise['between_architecture_sd'] * 100:.2f}, reliability of a "
+            f"{noise['seeds_per_architecture']:g}-seed mean {noise['reliability']:.2f}, "
+            f"attainable Kendall tau {noise['attainable_kendall_tau']:.2f} "
+            f"({noise['architectures']} architectures with several seeds)"
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="bench/results")
@@ -110,6 +139,7 @@ def main() -> None:
         ("ablations", ablations),
         ("baselines", baselines),
         ("search_vs_random", search_vs_random),
+        ("ground_truth/summary", ground_truth),
     ):
         path = results / f"{name}.json"
         if path.is_file() and path.stat().st_size:

@@ -11,6 +11,7 @@ import torch
 from tfnas.arch import random_architecture, uniform_architecture
 from tfnas.latency.table import latency_range
 from tfnas.nn.supernet import Supernet
+from tfnas.report import search_section
 from tfnas.search.path_score import PathScorer, ranking_quality, supernet_path
 from tfnas.search.searcher import SearchConfig, search, trained_supernet
 from tfnas.search.selection import (
@@ -173,6 +174,9 @@ def test_search_selects_after_scaling_and_reports_its_standing(tiny_search_setup
     assert result.standing["of"] >= 1 and 0 <= result.standing["beats"] <= result.standing["of"]
     meta = json.loads((tmp_path / "run" / "arch.json").read_text())["info"]
     assert meta["selected"] == chosen and meta["supernet_standing"]["of"] == result.standing["of"]
+    facts = dict(search_section(tmp_path / "run").facts)
+    assert facts["supernet standing"] == standing_sentence(result.standing)
+    assert facts["selection after scaling"].startswith(chosen)
     # a finished run resumed reads its selection back: the same architecture, no rescoring
     again = search(SearchConfig(**settings), tmp_path / "run", resume=True, progress=False)
     assert again.arch == result.arch

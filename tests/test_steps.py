@@ -247,3 +247,13 @@ def test_precision_resolves_per_device_and_bf16_steps_run_on_the_cpu(tiny):
     stats = weight_step(net, opt, *batch(), paths, precision=bf16, scaler=bf16.scaler())
     assert torch.isfinite(stats.loss) and stats.loss.dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in net.parameters())  # weights stay fp32
+
+
+def test_one_sided_latency_loss_charges_only_latency_above_the_target():
+    two, one = LatencyPenalty(2.0, 0.1), LatencyPenalty(2.0, 0.1, "one-sided")
+    below = torch.tensor(1.5, requires_grad=True)
+    one(below).backward()
+    assert float(one(below).detach()) == 0.0 and float(below.grad) == 0.0
+    assert float(two(below).detach()) == pytest.approx(0.1 * 0.25)
+    above = torch.tensor(2.5)
+    assert float(one(above)) == pytest.approx(float(two(above))) == pytest.approx(0.025)

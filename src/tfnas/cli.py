@@ -725,24 +725,27 @@ def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict)
 def _scoring_args(p: argparse.ArgumentParser, prefix: str = "--") -> None:
     """The search's scoring of architectures as supernet paths after its last epoch; the
     pipeline's flags say ``--search-`` and default to the search's own defaults."""
-    pipeline = prefix != "--"
-    p.add_argument(
-        f"{prefix}select-candidates",
-        type=_whole(0),
-        metavar="K",
-        default=None if pipeline else _search_default("select_candidates"),
-        help="selection after scaling: K candidates drawn from the learned distribution "
-        "besides the argmax, each scaled onto the target and scored in the supernet; the "
-        f"best is returned (default {_search_default('select_candidates')}: the argmax)",
-    )
-    p.add_argument(
-        f"{prefix}standing-randoms",
-        type=_whole(0),
-        metavar="K",
-        default=None if pipeline else _search_default("standing_randoms"),
-        help="random networks at the target the result is scored against in the supernet, "
-        f"for the 'beats N of K' line (default {_search_default('standing_randoms')}; 0: none)",
-    )
+    for name, help_text in (
+        (
+            "select_candidates",
+            "selection after scaling: K candidates drawn from the learned distribution "
+            "besides the argmax, each scaled onto the target and scored in the supernet; the "
+            "best is returned (0: the argmax)",
+        ),
+        (
+            "standing_randoms",
+            "random networks at the target the result is scored against in the supernet, "
+            "for the 'beats N of K' line (0: none)",
+        ),
+    ):
+        default = _search_default(name)
+        p.add_argument(
+            prefix + name.replace("_", "-"),
+            type=_whole(0),
+            metavar="K",
+            default=None if prefix != "--" else default,
+            help=f"{help_text}; default {default}",
+        )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
