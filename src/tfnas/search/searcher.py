@@ -176,7 +176,7 @@ class SearchConfig:
         checks.optional(checks.at_least, self.eval_batches, "eval_batches", 1)
         checks.at_least(self.select_candidates, "--select-candidates", 0)
         checks.at_least(self.standing_randoms, "--standing-randoms", 0)
-        checks.at_least(self.score_bn_batches, "--score-bn-batches", 1)
+        checks.at_least(self.score_bn_batches, "score_bn_batches", 1)
         for flag, value, allowed in (
             ("--sampling", self.sampling, SAMPLINGS),
             ("--latency-loss", self.latency_loss, LATENCY_LOSSES),
