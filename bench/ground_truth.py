@@ -179,6 +179,7 @@ def reliability(per_arch: list[dict[str, Any]]) -> dict[str, float]:
     means_var = statistics.variance([a["mean"] for a in per_arch])
     between = max(0.0, means_var - within / seeds)
     share = between / (between + within / seeds) if between + within > 0 else 0.0
+    low, high = _reliability_interval(per_arch, within, seeds, means_var)
     return {
         "architectures": len(per_arch),
         "seeds_per_architecture": seeds,
@@ -190,7 +191,30 @@ def reliability(per_arch: list[dict[str, Any]]) -> dict[str, float]:
         # Kendall's tau of the true order against the measured means (bivariate normal):
         # no supernet's ranking can be expected to beat it against this set
         "attainable_kendall_tau": 2 / math.pi * math.asin(math.sqrt(share)),
+        # 95% interval of the reliability (F distribution of the one-way layout), and the
+        # attainable tau at its upper end: how far a small set can be trusted
+        "reliability_95": [low, high],
+        "attainable_kendall_tau_upper_95": 2 / math.pi * math.asin(math.sqrt(high)),
+        # the gap between two architectures' seed means that a two-sided test at 5% finds
+        # with 80% power: what a retraining comparison on this recipe can resolve
+        "detectable_difference": (stats.norm.ppf(0.975) + stats.norm.ppf(0.8))
+        * math.sqrt(within * 2 / seeds),
     }
+
+
+def _reliability_interval(
+    per_arch: list[dict[str, Any]], within: float, seeds: float, means_var: float
+) -> tuple[float, float]:
+    """Confidence limits of the seed-mean reliability 1 - 1/F, F = the ratio of the between-
+    to the within-architecture mean squares (McGraw and Wong's ICC(1,k) interval)."""
+    df_between = len(per_arch) - 1
+    df_within = sum(len(a["top1"]) - 1 for a in per_arch)
+    if within <= 0 or df_between < 1 or df_within < 1:
+        return 0.0, 1.0
+    ratio = seeds * means_var / within
+    low = 1 - stats.f.ppf(0.975, df_between, df_within) / ratio
+    high = 1 - stats.f.ppf(0.025, df_between, df_within) / ratio
+    return max(0.0, low), min(1.0, max(0.0, high))
 
 
 def space_fit(per_arch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -126,6 +126,15 @@ def ground_truth(data: dict[str, Any]) -> str:
             f"attainable Kendall tau {noise['attainable_kendall_tau']:.2f} "
             f"({noise['architectures']} architectures with several seeds)"
         )
+        if "reliability_95" in noise:
+            low, high = noise["reliability_95"]
+            out += (
+                f"; reliability 95% interval {low:.2f} to {high:.2f} (tau at most "
+                f"{noise['attainable_kendall_tau_upper_95']:.2f}); two networks' "
+                f"{noise['seeds_per_architecture']:g}-seed means must differ by "
+                f"{noise['detectable_difference'] * 100:.2f} points to be told apart "
+                "(5% two-sided, 80% power)"
+            )
     return out
 
 

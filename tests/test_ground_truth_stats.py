@@ -49,6 +49,25 @@ def test_a_set_of_pure_seed_noise_has_no_reliability():
     assert r["reliability"] < 0.15 and r["attainable_kendall_tau"] < 0.25
 
 
+def test_the_reliability_interval_covers_the_truth_about_95_percent_of_the_time():
+    rng = random.Random(3)
+    between, within, seeds = 0.004, 0.004, 2
+    truth = between**2 / (between**2 + within**2 / seeds)
+    covered = 0
+    for _ in range(200):
+        _, per_arch = _simulated_set(12, seeds, between, within, rng)
+        low, high = reliability(per_arch)["reliability_95"]
+        covered += low <= truth <= high
+    assert 0.88 <= covered / 200 <= 0.99
+
+
+def test_the_detectable_difference_follows_the_seed_noise():
+    rng = random.Random(4)
+    _, per_arch = _simulated_set(300, 2, between=0.0, within=0.005, rng=rng)
+    # 2.80 seed s.d. times sqrt(2 / 2 seeds): 1.4 points at 0.5 points of seed noise
+    assert reliability(per_arch)["detectable_difference"] == pytest.approx(0.014, rel=0.1)
+
+
 def test_the_space_fit_finds_the_feature_that_decides():
     rng = random.Random(2)
     per_arch = []
