@@ -24,7 +24,7 @@ import json
 import statistics
 
 from tfnas.arch import random_architecture
-from tfnas.latency.build import measure_networks, table_meter
+from tfnas.latency.meters import measure_networks, table_meter
 from tfnas.latency.table import load_table, target_at_fraction
 from tfnas.search.elastic import elastic_scale
 from tfnas.space import load_space

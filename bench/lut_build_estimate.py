@@ -17,7 +17,7 @@ import random
 import statistics
 import time
 
-from tfnas.latency.build import PlanModules, plan
+from tfnas.latency.jobs import PlanModules, plan_jobs
 from tfnas.latency.measure import LatencyMeter
 from tfnas.space import load_space
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     space = load_space(args.space)
     meter = LatencyMeter(args.device, args.threads, args.batch_size)
-    jobs = plan(space, args.width_step)
+    jobs = plan_jobs(space, args.width_step)
     sample = random.Random(args.seed).sample(jobs, min(args.subset, len(jobs)))
     parts = PlanModules(space, space.classes, space.input_channels)
     seconds = []

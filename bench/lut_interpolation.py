@@ -17,7 +17,8 @@ import random
 import statistics
 import time
 
-from tfnas.latency.build import plan, table_meter
+from tfnas.latency.jobs import plan_jobs
+from tfnas.latency.meters import table_meter
 from tfnas.latency.table import load_table
 from tfnas.nn.blocks import MBConv
 from tfnas.space import load_space
@@ -36,7 +37,9 @@ def main() -> None:
     meter = table_meter(table)
     rng = random.Random(args.seed)
     specs = {
-        job.key: job.spec for job in plan(space, int(table.meta.get("width_step", 8))) if job.spec
+        job.key: job.spec
+        for job in plan_jobs(space, int(table.meta.get("width_step", 8)))
+        if job.spec
     }
     keys = sorted(specs)
 

@@ -13,8 +13,8 @@ import statistics
 import sys
 
 from tfnas.arch import random_architecture
-from tfnas.latency.build import measure_networks
 from tfnas.latency.measure import LatencyMeter
+from tfnas.latency.meters import measure_networks
 from tfnas.latency.table import load_table
 from tfnas.space import load_space
 

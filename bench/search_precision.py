@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from tfnas.latency.build import table_meter
+from tfnas.latency.meters import table_meter
 from tfnas.latency.table import latency_range, load_table, target_at_fraction
 from tfnas.nn.network import Network
 from tfnas.search.searcher import SearchConfig, search

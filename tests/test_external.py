@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tfnas.latency.build import plan
 from tfnas.latency.external import ExternalRunner, RunnerError, build_external_table
+from tfnas.latency.jobs import plan_jobs
 from tfnas.latency.plan import assemble_table, load_manifest, read_measurements, write_plan
 from tfnas.latency.table import LatencyTableError, load_table
 from tfnas.space import load_space
@@ -59,7 +59,7 @@ def test_plan_then_an_external_loop_then_assemble_equals_the_runner_flow(setup, 
                  "--out", tmp_path / "plan")  # fmt: skip
     assert result.code == 0, result.err
     manifest = load_manifest(tmp_path / "plan")
-    assert [e["job"] for e in manifest.entries] == [j.name for j in plan(space, 8)]
+    assert [e["job"] for e in manifest.entries] == [j.name for j in plan_jobs(space, 8)]
     for entry in manifest.entries:
         assert manifest.model_path(entry).is_file() and entry["input_shape"][0] == 1
     # "measured anywhere": the fake runner over every model, its lines as JSON lines
@@ -189,7 +189,7 @@ def test_a_killed_external_build_resumes(setup):
     flag.unlink()
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    assert load_table(tmp_path / "t.json", space).meta["measurements"] == len(plan(space, 8))
+    assert load_table(tmp_path / "t.json", space).meta["measurements"] == len(plan_jobs(space, 8))
 
 
 def test_runner_commands_are_checked(setup):

@@ -13,14 +13,17 @@ import torch
 from tfnas.arch import Architecture, BlockChoice, random_architecture, uniform_architecture
 from tfnas.block import OpSpec
 from tfnas.errors import TfnasError
-from tfnas.latency.build import build_table, journal_path, knot_widths, plan, table_meter
+from tfnas.latency.build import build_table
 from tfnas.latency.check import check_table, error_stats, fit_calibration, leave_one_out
 from tfnas.latency.drift import (
     Drift,
     reference_architecture,
     table_reference,
 )
+from tfnas.latency.jobs import knot_widths, plan_jobs
+from tfnas.latency.journal import journal_path
 from tfnas.latency.measure import LatencyMeter, TimingPolicy, summarise
+from tfnas.latency.meters import table_meter
 from tfnas.latency.official import import_tfnas_table
 from tfnas.latency.table import (
     Calibration,
@@ -94,7 +97,7 @@ def test_knots_cover_bounds_and_steps(small):
     for s in specs:
         assert s.min_width in widths and s.max_width in widths
     assert knot_widths(specs, 5) == sorted(set(knot_widths(specs, 5)))
-    jobs = plan(small, 8)
+    jobs = plan_jobs(small, 8)
     assert len({j.name for j in jobs}) == len(jobs)
     assert {j.key for j in jobs if j.spec} == {s.lut_key for s in small.all_block_specs()}
 
@@ -253,7 +256,7 @@ def test_calibration_arithmetic():
 
 def test_resume_of_a_partial_build(tiny, tmp_path):
     out = tmp_path / "lut.json"
-    per_pass = len(plan(tiny, 4))
+    per_pass = len(plan_jobs(tiny, 4))
     total = 2 * per_pass  # two passes over the plan
     meter = CountingMeter(slow_windows=per_pass)
     assert build_table(tiny, meter, out, width_step=4, limit=5, progress=False) is None
@@ -372,7 +375,7 @@ def test_bad_and_mismatched_tables(tiny, tiny_file, small, tmp_path, cli):
     arch = tmp_path / "arch.json"
     uniform_architecture(small, OpSpec(3, 3, False)).save(arch)
     assert_user_error(cli("profile", arch, "--lut", good, "--space", tiny_file), "tiny")
-    assert table.meta["measurements"] == len(plan(tiny, 4))
+    assert table.meta["measurements"] == len(plan_jobs(tiny, 4))
 
 
 def test_timing_sets_its_threads_only_while_it_times():

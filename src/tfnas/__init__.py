@@ -16,9 +16,10 @@ from .complexity import NetworkCost, count_params, network_cost
 from .data import ImageData, open_dataset, search_split_indices, split_for_search
 from .errors import ArchitectureError, DataError, SpaceError, TfnasError
 from .export import export_network
-from .latency.build import build_table, measure_network, measure_networks
+from .latency.build import build_table
 from .latency.check import CheckResult, check_table
 from .latency.measure import LatencyMeter, TimingPolicy
+from .latency.meters import measure_network, measure_networks
 from .latency.official import import_tfnas_table
 from .latency.table import (
     Calibration,

@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import TfnasError
 from .io import check_output
-from .latency.build import DEFAULT_SCRUB_KIB
+from .latency.measure import DEFAULT_SCRUB_KIB
 from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
 from .precision import PRECISIONS
 from .search.sampling import SAMPLINGS
@@ -351,23 +351,22 @@ def _runner(args: argparse.Namespace, timing_device: bool = True):
 
 
 def _meter(args: argparse.Namespace, model_format: str = "onnx"):
-    from .latency.measure import LatencyMeter, TimingPolicy
+    from .latency.measure import TimingPolicy
+    from .latency.meters import make_meter
 
-    runner = _runner(args)
-    if runner is not None:
-        from .latency.external import ExternalMeter
-
-        return ExternalMeter(runner, args.batch_size, model_format)
-    return LatencyMeter(
+    return make_meter(
         args.device,
         threads=args.threads,
         batch_size=args.batch_size,
         policy=TimingPolicy(statistic=args.statistic, back_to_back=args.back_to_back),
+        runner=_runner(args),
+        model_format=model_format,
     )
 
 
 def cmd_lut_build(args: argparse.Namespace) -> int:
-    from .latency.build import build_table, journal_path
+    from .latency.build import build_table
+    from .latency.journal import journal_path
     from .space import load_space
 
     check_output(args.out, "--out", "file")
@@ -432,14 +431,14 @@ def _plan_settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_lut_plan(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .latency.build import plan
+    from .latency.jobs import plan_jobs
     from .latency.plan import write_plan
     from .space import load_space
 
     check_output(args.out, "--out", "directory")
     space = load_space(args.space)
     with tqdm(
-        total=len(plan(space, args.width_step)),
+        total=len(plan_jobs(space, args.width_step)),
         desc="exporting",
         unit="model",
         disable=not sys.stderr.isatty(),
@@ -513,9 +512,9 @@ def cmd_lut_range(args: argparse.Namespace) -> int:
 
 
 def cmd_lut_check(args: argparse.Namespace) -> int:
-    from .latency.build import table_meter
     from .latency.check import check_table
     from .latency.measure import fingerprint_differences, say_other_device
+    from .latency.meters import table_meter
 
     table, space = _table_and_space(args.lut, args.space)
     meter = table_meter(table, runner=_runner(args))

@@ -84,3 +84,15 @@ def check_output(path: str | os.PathLike[str], flag: str, kind: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise TfnasError(f"{flag} {path}: cannot be written ({parent} is not writable).")
     return path
+
+
+def json_object(line: str) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None (another kind of line, or one cut short)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import TfnasError
+from .nn.supernet import Supernet
 
 # Over the kept activations: the backward pass's transient buffers and the allocator's
 # slack. Measured on the CPU (bench/memory_estimate.py, bench/results/memory_estimate_cpu.json):
@@ -86,8 +87,6 @@ def estimate_search_memory(
     op mixed) is probed at two small batch sizes on ``net`` (default: a fresh supernet on
     the CPU), whose difference is the cost of one image. The probe leaves the network, its
     batch-norm statistics and the random number generators as they were."""
-    from .nn.supernet import Supernet
-
     if net is None:
         net = Supernet(space, space.classes, in_channels)
     device = torch.device(device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,9 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from . import checks
+from .arch import load_architecture
+from .data import open_dataset
 from .errors import TfnasError
 from .io import atomic_write_json, check_output, read_json
+from .latency.build import build_table
+from .latency.check import check_table
+from .latency.drift import Drift
+from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
+from .latency.meters import table_meter
+from .latency.table import load_table, target_at_fraction
+from .search.searcher import SearchConfig, check_target, search
+from .search.selection import standing_sentence
+from .space import load_space
+from .train import TrainConfig, evaluate_weights, train
 
 FORMAT = "tfnas-pipeline"
 VERSION = 1
@@ -67,9 +80,6 @@ class PipelineConfig:
     def _validate_steps(self) -> None:
         """The search's and the retraining's settings, checked before any step runs (the
         target is checked on its own); their flags named as the pipeline spells them."""
-        from .search.searcher import SearchConfig
-        from .train import TrainConfig
-
         common = dict(data=self.data, data_root=self.data_root, seed=self.seed)
         for part, make in (
             ("search", lambda: SearchConfig(self.space, self.lut, 1.0, **common, **self.search)),
@@ -161,8 +171,6 @@ class Pipeline:
     def check_inputs(self):
         """Refuse bad input before any step starts (:meth:`run` calls it; a sweep calls it
         for every target first); returns the search space."""
-        from .space import load_space
-
         space = load_space(self.config.space)
         self._check_inputs(space)
         return space
@@ -211,14 +219,8 @@ class Pipeline:
     def _check_inputs(self, space) -> None:
         """Refuse bad input before any step starts: the table (when there is one already),
         the target against its feasible range, and the data source."""
-        from .data import open_dataset
-        from .latency.table import load_table
-        from .search.searcher import check_target
-
         c = self.config
         if c.arch is not None:
-            from .arch import load_architecture
-
             load_architecture(c.arch, space)
         if Path(c.lut).exists():
             table = load_table(c.lut, space)
@@ -244,8 +246,6 @@ class Pipeline:
         )
 
     def _target_ms(self, space, table) -> float | None:
-        from .latency.table import target_at_fraction
-
         c = self.config
         if c.target_ms is not None or c.target_fraction is None:
             return c.target_ms
@@ -255,15 +255,10 @@ class Pipeline:
         return ensure_table(self.config, space, self.log, self.runner)
 
     def _search(self, space) -> dict[str, Any]:
-        from .latency.table import load_table
-        from .search.searcher import SearchConfig, search
-
         c = self.config
         table = load_table(c.lut, space)
         target = self._target_ms(space, table)
         if c.arch is not None:  # given, not searched: the step only files it with the run
-            from .arch import load_architecture
-
             arch, _ = load_architecture(c.arch, space)
             arch.save(self.run_dir / "search" / "arch.json")
             predicted = table.predict(space, arch)
@@ -299,8 +294,6 @@ class Pipeline:
         }
 
     def _retrain(self) -> dict[str, Any]:
-        from .train import TrainConfig, train
-
         c = self.config
         config = TrainConfig(
             arch=str(self.run_dir / "search" / "arch.json"),
@@ -320,8 +313,6 @@ class Pipeline:
         }
 
     def _evaluate(self) -> dict[str, Any]:
-        from .train import evaluate_weights
-
         c = self.config
         return evaluate_weights(
             self.run_dir / "search" / "arch.json",
@@ -336,11 +327,6 @@ class Pipeline:
         """Time the searched network in a fresh process, as the table's blocks were timed:
         in the process that has just trained, the same network measured 10-25% slower on
         this project's 2-core machine (allocator and thread-pool state left by training)."""
-        import subprocess
-
-        from .latency.build import table_meter
-        from .latency.table import load_table
-
         meter = table_meter(load_table(self.config.lut, space), runner=self.runner)
         command = [
             sys.executable, "-m", "tfnas", "profile", str(self.run_dir / "search" / "arch.json"),
@@ -386,11 +372,6 @@ def ensure_table(
     """The pipeline's latency table: reused when ``config.lut`` exists, else built on this
     machine, or through the external ``runner`` (resumable), and calibrated on whole
     networks; returns how it was made."""
-    from .latency.build import build_table, table_meter
-    from .latency.check import check_table
-    from .latency.external import build_external_table
-    from .latency.table import load_table
-
     c = config
     path = Path(c.lut)
     if path.exists():
@@ -469,8 +450,6 @@ def format_summary(summary: dict[str, Any]) -> str:
         ),
     ]
     if s.get("drift"):
-        from .latency.drift import Drift
-
         drift = Drift(s["drift"]["reference_then_ms"], s["drift"]["reference_now_ms"])
         corrected = s["measured_drift_corrected_ms"]
         rows.append(
@@ -481,8 +460,6 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
         )
     if s.get("supernet_standing"):
-        from .search.selection import standing_sentence
-
         rows.append(("supernet standing", standing_sentence(s["supernet_standing"])))
     rows += [
         ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),

@@ -34,6 +34,7 @@ from .distributed import (
     broadcast_buffers,
     check_agreement,
     process_device,
+    resolve_device,
     set_deterministic,
     shutdown,
     state_digest,
@@ -499,8 +500,6 @@ def evaluate_weights(
     batch_size: int = 256,
 ) -> dict[str, float]:
     """Top-1, top-5 and loss of trained weights on the test split of ``data``."""
-    from .distributed import resolve_device
-
     net, space = trained_network(arch_path, weights_path, space)
     test = open_dataset(
         data, "test", image_size=space.input_size, channels=net.in_channels, root=data_root

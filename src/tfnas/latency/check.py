@@ -15,9 +15,9 @@ from typing import Any
 from ..arch import random_architecture
 from ..errors import TfnasError
 from ..space import SearchSpace
-from .build import measure_networks
 from .drift import Drift, say_no_reference, table_reference
 from .measure import LatencyMeter
+from .meters import measure_networks
 from .table import Calibration, LatencyTable
 
 

@@ -21,7 +21,6 @@ networks checked against it are measured on the same device.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
@@ -37,8 +36,10 @@ from typing import Any
 
 from torch import nn
 
+from ..io import json_object
 from ..space import SearchSpace
-from .build import REFERENCE_JOB
+from .jobs import REFERENCE_JOB
+from .journal import Journal, journal_path, measuring_progress
 from .measure import TimingPolicy
 from .plan import MODEL_FORMATS, assemble_table, model_bytes, write_plan
 from .table import LatencyTable, LatencyTableError
@@ -143,7 +144,7 @@ class ExternalRunner:
         found: dict[str, float] = {}
         names = {str(f) for f in files}
         for line in stdout.splitlines():
-            record = _json_object(line)
+            record = json_object(line)
             if record is None or "ms" not in record:
                 continue
             model = str(record.get("model", files[0] if len(files) == 1 else ""))
@@ -177,17 +178,6 @@ def _positive_finite(value: Any) -> bool:
     )
 
 
-def _json_object(line: str) -> dict[str, Any] | None:
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def external_device(name: str | None) -> dict[str, Any]:
     """A table's device record for latencies measured outside tfnas."""
     return {"device": "external", "name": name or "external"}
@@ -212,11 +202,8 @@ def build_external_table(
     """Measure every model of ``space``'s plan with ``runner`` and write the table to
     ``out``: the plan goes to ``OUT.plan/`` (removed after success), every latency to the
     journal ``OUT.partial`` as it arrives; the best of ``rounds`` passes per entry."""
-    from .build import _progress, journal_path
-
     out = Path(out)
     plan_dir = out.with_name(out.name + ".plan")
-    journal = journal_path(out)
     header = {
         "format": EXTERNAL_JOURNAL,
         "space": {"name": space.name, "hash": space.hash},
@@ -226,7 +213,7 @@ def build_external_table(
         "width_step": width_step,
         "rounds": rounds,
     }
-    done = _open_external_journal(journal, header, resume)
+    journal = Journal(journal_path(out), header, resume, lambda saved: _mismatch(saved, header))
     if progress or (progress is None and sys.stderr.isatty()):
         print(f"exporting the models to measure into {plan_dir}", file=sys.stderr, flush=True)
     manifest = write_plan(
@@ -241,10 +228,12 @@ def build_external_table(
     )
     files = {e["job"]: manifest.model_path(e) for e in manifest.entries}
     job_of = {str(path): job for job, path in files.items()}
-    todo = [(r, job) for r in range(rounds) for job in files if (job, r) not in done]
+    todo = [(r, job) for r in range(rounds) for job in files if (job, r) not in journal.done]
     total = rounds * len(files)
-    ticks = _progress(todo, total, total - len(todo), progress)
-    with open(journal, "a", encoding="utf-8") as handle:
+    ticks = measuring_progress(
+        todo, total, total - len(todo), progress, lambda item: f"pass {item[0] + 1}: {item[1]}"
+    )
+    with journal:
         for r in range(rounds):
             for kind in ("block", "network"):  # the reference network is timed as one
                 pending = [
@@ -253,50 +242,24 @@ def build_external_table(
                     if rr == r and (job == REFERENCE_JOB) == (kind == "network")
                 ]
                 for path, ms in runner.measure(pending, kind):
-                    done[job_of[str(path)], r] = ms
-                    record = {"job": job_of[str(path)], "round": r, "ms": ms}
-                    handle.write(json.dumps(record) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    journal.record(job_of[str(path)], r, ms)
                     next(ticks, None)
-    best = {job: min(done[job, r] for r in range(rounds)) for job in files}
+    best = {job: min(journal.done[job, r] for r in range(rounds)) for job in files}
     table = assemble_table(manifest, best, external_device(device_name), space)
     table.save(out)
-    journal.unlink(missing_ok=True)
+    journal.finish()
     shutil.rmtree(plan_dir, ignore_errors=True)
     return table
 
 
-def _open_external_journal(
-    journal: Path, header: dict[str, Any], resume: bool
-) -> dict[tuple[str, int], float]:
-    if not journal.exists():
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        journal.write_text(json.dumps(header) + "\n", encoding="utf-8")
-        return {}
-    if not resume:
-        raise LatencyTableError(
-            f"{journal}: a partial build is there; pass --resume to continue it, or delete it "
-            "to start over."
-        )
-    lines = journal.read_text(encoding="utf-8").splitlines()
-    saved = _json_object(lines[0]) if lines else None
-    if saved != header:
-        raise LatencyTableError(
-            f"{journal}: was started with other settings (runner, format, batch size, width "
-            "step or rounds); delete it or rerun with the same settings."
-        )
-    done: dict[tuple[str, int], float] = {}
-    good = [lines[0]]
-    for line in lines[1:]:
-        record = _json_object(line)
-        if record is None or not {"job", "round", "ms"} <= record.keys():
-            break  # cut short by a kill: measured again
-        done[record["job"], int(record["round"])] = float(record["ms"])
-        good.append(line)
-    if len(good) != len(lines):
-        journal.write_text("\n".join(good) + "\n", encoding="utf-8")
-    return done
+def _mismatch(saved: dict[str, Any], header: dict[str, Any]) -> str | None:
+    """Why the journal ``saved`` cannot be continued by the external build of ``header``."""
+    if saved == header:
+        return None
+    return (
+        "was started with other settings (runner, format, batch size, width step or rounds); "
+        "delete it or rerun with the same settings."
+    )
 
 
 class ExternalMeter:

@@ -30,6 +30,11 @@ from ..errors import TfnasError
 
 DEVICES = ("cpu", "cuda", "ort-cpu")
 STATISTICS = ("p25", "median", "min", "mean")
+# CPU blocks start each timed call with their near caches cold (a 4 MiB buffer written
+# first), as inside a network: on tfnas-small (2-core EPYC, 1 MiB L2 per core) the raw sum of
+# blocks then missed 30 whole networks by less than when timed warm in 7 of 8 paired checks,
+# by a median of 7 points (bench/results/lut_cache_state.json). 0 keeps the warm timing.
+DEFAULT_SCRUB_KIB = 4096
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
 from ..space import SearchSpace, load_space
-from .build import REFERENCE_JOB, Job, PlanModules, plan, table_from_measurements
+from .jobs import Job, PlanModules, plan_jobs, table_from_measurements
 from .table import LatencyTable, LatencyTableError
 
 PLAN_FORMAT = "tfnas-latency-plan"
@@ -137,7 +137,7 @@ def write_plan(
     atomic_write_json(marker, settings)
     parts = PlanModules(space, classes, in_channels)
     entries = []
-    for job in plan(space, width_step):
+    for job in plan_jobs(space, width_step):
         module, shape = parts.module(job)
         input_shape = [batch_size, *shape]
         relative = job_file(job, fmt)
@@ -289,7 +289,7 @@ def assemble_table(
             f"{manifest.directory / MANIFEST}: was made for another version of space "
             f"'{space.name}'; make the plan again."
         )
-    jobs = plan(space, int(data["width_step"]))
+    jobs = plan_jobs(space, int(data["width_step"]))
     planned = {e["job"] for e in manifest.entries}
     if {job.name for job in jobs} != planned:
         raise LatencyTableError(
@@ -318,7 +318,6 @@ def assemble_table(
 __all__ = [
     "MODEL_FORMATS",
     "Manifest",
-    "REFERENCE_JOB",
     "assemble_table",
     "load_manifest",
     "model_bytes",

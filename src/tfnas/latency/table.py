@@ -395,8 +395,6 @@ def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
 def target_at_fraction(space: SearchSpace, table: LatencyTable, fraction: float) -> float:
     """The latency (ms, 4 decimals) ``fraction`` of the way from the fastest to the slowest
     architecture of ``space`` on ``table``."""
-    from ..errors import TfnasError
-
     if not 0 <= fraction <= 1:
         raise TfnasError(f"--target-fraction must lie in [0, 1], got {fraction}.")
     r = latency_range(space, table)

@@ -18,6 +18,7 @@ from typing import Any
 from ..arch import Architecture, architecture_from_dict, load_architecture
 from ..errors import TfnasError
 from ..io import atomic_write_bytes, atomic_write_text, read_json
+from ..search.selection import standing_sentence
 from ..space import SearchSpace, load_space
 from . import figures
 
@@ -102,8 +103,6 @@ def search_section(run_dir: Path) -> Section:
             ),
         )
     if last.get("standing"):
-        from ..search.selection import standing_sentence
-
         facts.append(("supernet standing", standing_sentence(last["standing"])))
     if last.get("selection"):
         chosen = last["selection"]["chosen"]

@@ -20,8 +20,7 @@ import sys
 
 import numpy as np
 
-from ..latency.build import DEFAULT_SCRUB_KIB
-from ..latency.measure import TimingPolicy, _time_calls, cpu_clock, summarise
+from ..latency.measure import DEFAULT_SCRUB_KIB, TimingPolicy, _time_calls, cpu_clock, summarise
 
 
 def time_model(path: str, threads: int, policy: TimingPolicy, scrub_kib: int = 0) -> float:
