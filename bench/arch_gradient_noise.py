@@ -25,8 +25,8 @@ from tfnas.data import split_for_search
 from tfnas.latency.table import load_table
 from tfnas.loader import Batches
 from tfnas.nn.supernet import Supernet
+from tfnas.search.config import SearchConfig
 from tfnas.search.sampling import gumbel_softmax
-from tfnas.search.searcher import SearchConfig
 from tfnas.space import load_space
 
 

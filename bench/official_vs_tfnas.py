@@ -60,7 +60,8 @@ import torch.nn.functional as F
 
 from tfnas.errors import TfnasError
 from tfnas.io import atomic_write_json
-from tfnas.precision import PRECISIONS, Precision, resolve_precision
+from tfnas.options import PRECISIONS
+from tfnas.precision import Precision, resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference" / "tfnas-official"
@@ -487,7 +488,7 @@ def compare(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from tfnas.nn.supernet import OP_WEIGHTS
+    from tfnas.options import OP_WEIGHTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))

@@ -21,7 +21,8 @@ import time
 from tfnas.latency.meters import table_meter
 from tfnas.latency.table import latency_range, load_table, target_at_fraction
 from tfnas.nn.network import Network
-from tfnas.search.searcher import SearchConfig, search
+from tfnas.search.config import SearchConfig
+from tfnas.search.searcher import search
 from tfnas.space import load_space
 
 

@@ -26,10 +26,10 @@ import time
 import torch
 
 from tfnas.latency.table import latency_range, load_table
-from tfnas.nn.supernet import OP_WEIGHTS
-from tfnas.precision import PRECISIONS
+from tfnas.options import OP_WEIGHTS, PRECISIONS
+from tfnas.search.config import SearchConfig
 from tfnas.search.sampling import sample_paths
-from tfnas.search.searcher import SearchConfig, Searcher
+from tfnas.search.searcher import Searcher
 from tfnas.search.steps import arch_step, weight_step
 from tfnas.space import load_space
 

@@ -36,7 +36,8 @@ from supernet_rank import load_set, score_run
 
 from tfnas.arch import load_architecture
 from tfnas.io import atomic_write_json
-from tfnas.search.searcher import SearchConfig, search
+from tfnas.search.config import SearchConfig
+from tfnas.search.searcher import search
 
 # the demo's search budget (Makefile: --search-limit 4000 --search-epochs 4
 # --search-warmup-epochs 1)

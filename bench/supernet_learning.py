@@ -36,8 +36,9 @@ import torch
 from tfnas.data import open_dataset
 from tfnas.loader import Batches
 from tfnas.nn.supernet import Supernet
+from tfnas.schedules import cosine_lr
 from tfnas.search.sampling import sample_paths
-from tfnas.search.steps import StepStats, batch_stat_accuracy, cosine_lr, weight_step
+from tfnas.search.steps import StepStats, batch_stat_accuracy, weight_step
 from tfnas.space import load_space
 
 

@@ -22,7 +22,7 @@ import torch
 
 from tfnas.arch import uniform_architecture
 from tfnas.block import OpSpec
-from tfnas.precision import PRECISIONS
+from tfnas.options import PRECISIONS
 from tfnas.space import load_space
 from tfnas.train import TrainConfig, train
 

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from tfnas.report import write_report
-from tfnas.search.searcher import SearchConfig, search
+from tfnas.search.config import SearchConfig
+from tfnas.search.searcher import search
 from tfnas.train import TrainConfig, train
 
 from .conftest import assert_user_error

@@ -13,10 +13,11 @@ from tfnas.latency.build import build_table
 from tfnas.latency.official import import_tfnas_table
 from tfnas.latency.table import latency_range
 from tfnas.nn.supernet import Supernet
+from tfnas.search.config import SearchConfig
 from tfnas.search.elastic import elastic_scale
 from tfnas.search.projection import project_to_target
 from tfnas.search.sampling import sample_paths
-from tfnas.search.searcher import SearchConfig, search
+from tfnas.search.searcher import search
 
 from .conftest import OFFICIAL_LUTS, assert_user_error
 from .test_data import write_idx_dataset

@@ -12,8 +12,9 @@ from tfnas.arch import random_architecture, uniform_architecture
 from tfnas.latency.table import latency_range
 from tfnas.nn.supernet import Supernet
 from tfnas.report import search_section
+from tfnas.search.config import SearchConfig
 from tfnas.search.path_score import PathScorer, ranking_quality, supernet_path
-from tfnas.search.searcher import SearchConfig, search, trained_supernet
+from tfnas.search.searcher import search, trained_supernet
 from tfnas.search.selection import (
     ARGMAX,
     draw_architecture,

@@ -13,13 +13,12 @@ from tfnas.errors import TfnasError
 from tfnas.latency.build import build_table
 from tfnas.nn.supernet import Supernet
 from tfnas.precision import resolve_precision
+from tfnas.schedules import TemperatureSchedule, cosine_lr
 from tfnas.search.sampling import sample_paths
 from tfnas.search.steps import (
     LatencyPenalty,
     StepStats,
-    TemperatureSchedule,
     arch_step,
-    cosine_lr,
     weight_step,
 )
 from tfnas.space import parse_space

@@ -3,102 +3,71 @@
 The public API; every CLI subcommand is a thin wrapper over these names.
 """
 
-from .arch import (
-    Architecture,
-    BlockChoice,
-    load_architecture,
-    random_architecture,
-    uniform_architecture,
-    validate,
-)
-from .block import BlockSpec, OpSpec
-from .complexity import NetworkCost, count_params, network_cost
-from .data import ImageData, open_dataset, search_split_indices, split_for_search
-from .errors import ArchitectureError, DataError, SpaceError, TfnasError
-from .export import export_network
-from .latency.build import build_table
-from .latency.check import CheckResult, check_table
-from .latency.measure import LatencyMeter, TimingPolicy
-from .latency.meters import measure_network, measure_networks
-from .latency.official import import_tfnas_table
-from .latency.table import (
-    Calibration,
-    LatencyRange,
-    LatencyTable,
-    LatencyTableError,
-    latency,
-    latency_range,
-    load_table,
-)
-from .nn.network import Network, build_network
-from .nn.supernet import Supernet
-from .pipeline import PipelineConfig, format_summary, run_pipeline
-from .search.elastic import elastic_scale
+from __future__ import annotations
 
-# (``run_search``/``run_training``: the names ``search`` and ``train`` stay the subpackage and
-# module they come from)
-from .search.searcher import SearchConfig, SearchResult
-from .search.searcher import search as run_search
-from .space import SearchSpace, builtin_space_names, load_space, parse_space
-from .sweep import run_sweep
-from .train import TrainConfig, evaluate, trained_network
-from .train import train as run_training
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PipelineConfig",
-    "SearchConfig",
-    "SearchResult",
-    "format_summary",
-    "run_pipeline",
-    "run_sweep",
-    "Supernet",
-    "TrainConfig",
-    "elastic_scale",
-    "evaluate",
-    "export_network",
-    "run_search",
-    "run_training",
-    "trained_network",
-    "Architecture",
-    "Calibration",
-    "CheckResult",
-    "LatencyMeter",
-    "LatencyRange",
-    "LatencyTable",
-    "LatencyTableError",
-    "TimingPolicy",
-    "build_table",
-    "check_table",
-    "import_tfnas_table",
-    "latency",
-    "latency_range",
-    "load_table",
-    "measure_network",
-    "measure_networks",
-    "ArchitectureError",
-    "BlockChoice",
-    "BlockSpec",
-    "DataError",
-    "ImageData",
-    "Network",
-    "NetworkCost",
-    "OpSpec",
-    "SearchSpace",
-    "SpaceError",
-    "TfnasError",
-    "build_network",
-    "builtin_space_names",
-    "count_params",
-    "load_architecture",
-    "load_space",
-    "network_cost",
-    "open_dataset",
-    "parse_space",
-    "random_architecture",
-    "search_split_indices",
-    "split_for_search",
-    "uniform_architecture",
-    "validate",
-]
+# Every public name and the module it lives in. A name is imported when first used, so
+# that ``import tfnas`` (and the CLI's ``tfnas --help``) does not load torch until needed.
+# (``run_search``/``run_training`` are ``search`` and ``train``: those names stay the
+# subpackage and the module they come from.)
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".arch": (
+        "Architecture",
+        "BlockChoice",
+        "load_architecture",
+        "random_architecture",
+        "uniform_architecture",
+        "validate",
+    ),
+    ".block": ("BlockSpec", "OpSpec"),
+    ".complexity": ("NetworkCost", "count_params", "network_cost"),
+    ".data": ("ImageData", "open_dataset", "search_split_indices", "split_for_search"),
+    ".errors": ("ArchitectureError", "DataError", "SpaceError", "TfnasError"),
+    ".export": ("export_network",),
+    ".latency.build": ("build_table",),
+    ".latency.check": ("CheckResult", "check_table"),
+    ".latency.measure": ("LatencyMeter", "TimingPolicy"),
+    ".latency.meters": ("measure_network", "measure_networks"),
+    ".latency.official": ("import_tfnas_table",),
+    ".latency.table": (
+        "Calibration",
+        "LatencyRange",
+        "LatencyTable",
+        "LatencyTableError",
+        "latency",
+        "latency_range",
+        "load_table",
+    ),
+    ".nn.network": ("Network", "build_network"),
+    ".nn.supernet": ("Supernet",),
+    ".pipeline": ("PipelineConfig", "format_summary", "run_pipeline"),
+    ".search.config": ("SearchConfig",),
+    ".search.elastic": ("elastic_scale",),
+    ".search.searcher": ("SearchResult", "search as run_search"),
+    ".space": ("SearchSpace", "builtin_space_names", "load_space", "parse_space"),
+    ".sweep": ("run_sweep",),
+    ".train": ("TrainConfig", "evaluate", "trained_network", "train as run_training"),
+}
+_WHERE = {
+    entry.rpartition(" as ")[2]: (module, entry.partition(" as ")[0])
+    for module, entries in _EXPORTS.items()
+    for entry in entries
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'tfnas' has no attribute {name!r}")
+    module, attribute = _WHERE[name]
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -18,12 +18,21 @@ from typing import Any
 from . import __version__
 from .errors import TfnasError
 from .io import check_output
-from .latency.measure import DEFAULT_SCRUB_KIB
-from .nn.supernet import DEPTH_MODES, OP_WEIGHTS
-from .precision import PRECISIONS
-from .search.sampling import SAMPLINGS
-from .search.searcher import WIDTH_GRIDS, WIDTH_MODES, SearchConfig
-from .search.steps import LATENCY_LOSSES
+from .options import (
+    COMPUTE_DEVICES,
+    DEFAULT_SCRUB_KIB,
+    DEPTH_MODES,
+    IN_CHANNELS,
+    LATENCY_LOSSES,
+    MODEL_FORMATS,
+    OP_WEIGHTS,
+    PRECISIONS,
+    SAMPLINGS,
+    TIMING_STATISTICS,
+    WIDTH_GRIDS,
+    WIDTH_MODES,
+)
+from .search.config import SearchConfig
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -750,18 +759,17 @@ def _scoring_args(p: argparse.ArgumentParser, prefix: str = "--") -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
+    from .rundir import CONFIG_FILE
     from .search.searcher import search
 
     if args.resume:
         run_dir = Path(args.resume)
-        config_path = run_dir / "config.json"
+        config_path = run_dir / CONFIG_FILE
         if not config_path.is_file():
-            raise TfnasError(f"{run_dir}: holds no search to resume (no config.json).")
+            raise TfnasError(f"{run_dir}: holds no search to resume (no {CONFIG_FILE}).")
         try:
-            saved = json.loads(config_path.read_text())
-            saved["arch_betas"] = tuple(saved["arch_betas"])
-            config = SearchConfig(**saved)
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            config = SearchConfig.from_dict(json.loads(config_path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
             raise TfnasError(
                 f"{config_path}: is not a tfnas search configuration ({exc})."
             ) from None
@@ -1151,7 +1159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--classes", type=_whole(2), help="number of classes (default: the data's or space's)"
     )
-    p.add_argument("--in-channels", type=int, choices=(1, 3), help="input channels")
+    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS, help="input channels")
     p.add_argument("--data", metavar="D", help="also run one real batch of this data through it")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
     p.add_argument("--batch-size", type=_whole(1), default=32, help="images in the --data batch")
@@ -1168,7 +1176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--space", default="tfnas-small", metavar="NAME|FILE")
     q.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     q.add_argument(
         "--arch-fraction",
         type=float,
@@ -1198,7 +1206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure every K mid channels plus the bounds (default 8)",
     )
     q.add_argument("--classes", type=_whole(2), help="classifier size (default: the space's)")
-    q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     q.add_argument(
         "--scrub-kib",
         type=int,
@@ -1232,7 +1240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every K mid channels plus the bounds, as lut build",
     )
     q.add_argument("--classes", type=_whole(2), help="classifier size (default: the space's)")
-    q.add_argument("--in-channels", type=int, choices=(1, 3))
+    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     q.add_argument("--out", required=True, metavar="PLAN_DIR", help="directory to write")
     q.set_defaults(func=cmd_lut_plan)
     q = lut_sub.add_parser(
@@ -1295,7 +1303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
     )
     p.add_argument("--classes", type=_whole(2))
-    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
 
@@ -1390,11 +1398,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="elasticity-scaling to any width, or only to widths the table measured",
     )
     _scoring_args(p)
-    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--threads", type=_whole(1), help="CPU threads for training (default: torch's)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory of a new search")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
     _precision_arg(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
@@ -1432,10 +1440,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on a seeded subset of this many images")
-    p.add_argument("--in-channels", type=int, choices=(1, 3))
+    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=_whole(1))
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
     _precision_arg(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
@@ -1448,7 +1456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="fashion-mnist", metavar="D")
     p.add_argument("--data-root", metavar="DIR")
     p.add_argument("--batch-size", type=_whole(1), default=256, help="images per batch")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -1456,7 +1464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--weights", required=True, metavar="W.pt")
     p.add_argument("--space", metavar="NAME|FILE")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    p.add_argument("--format", required=True, choices=tuple(MODEL_FORMATS), help="file format")
     p.add_argument(
         "--tolerance",
         type=_number(0, open_low=True),
@@ -1544,7 +1552,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         "--train-drop-connect", type=float, metavar="P", help="retraining drop-connect rate"
     )
     p.add_argument("--threads", type=_whole(1), help="CPU threads for search and retraining")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
     _precision_arg(p, pipeline=True)
     p.add_argument(
         "--out",
@@ -1633,7 +1641,7 @@ def _model_format_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
         default="onnx",
-        choices=("onnx", "torchscript"),
+        choices=tuple(MODEL_FORMATS),
         help="model files for --device external and lut plan",
     )
 
@@ -1652,7 +1660,7 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--statistic",
         default="p25",
-        choices=("p25", "median", "min", "mean"),
+        choices=TIMING_STATISTICS,
         help="statistic of the per-call times (default p25: the lower quartile)",
     )
     p.add_argument(

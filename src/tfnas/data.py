@@ -40,6 +40,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import DataError
+from .options import IN_CHANNELS
 
 SPLITS = ("train", "test")
 HELD_OUT = 0.1  # of a plain image folder's or single list file's images: the test split
@@ -111,7 +112,7 @@ class ToChannels(torch.nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        if channels not in (1, 3):
+        if channels not in IN_CHANNELS:
             raise DataError(f"images can be read with 1 or 3 channels, not {channels}.")
         self.channels = channels
 

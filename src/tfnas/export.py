@@ -15,8 +15,7 @@ import torch
 
 from .errors import TfnasError
 from .io import atomic_write_bytes
-
-FORMATS = ("onnx", "torchscript")
+from .options import MODEL_FORMATS
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ def export_network(
 ) -> ExportCheck:
     """Write ``net`` as ``fmt`` to ``out`` after checking max |exported - torch| <= tolerance
     (absolute, on logits) on a random batch."""
-    if fmt not in FORMATS:
-        raise TfnasError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)}).")
+    if fmt not in MODEL_FORMATS:
+        raise TfnasError(f"unknown export format '{fmt}' (choose from {', '.join(MODEL_FORMATS)}).")
     net = net.eval().cpu()
     x = torch.randn(batch_size, *input_shape)
     with torch.no_grad():

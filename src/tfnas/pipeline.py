@@ -35,7 +35,9 @@ from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
 from .latency.table import load_table, target_at_fraction
-from .search.searcher import SearchConfig, check_target, search
+from .rundir import ARCH_FILE, BEST_WEIGHTS
+from .search.config import SearchConfig
+from .search.searcher import check_target, search
 from .search.selection import standing_sentence
 from .space import load_space
 from .train import TrainConfig, evaluate_weights, train
@@ -83,7 +85,7 @@ class PipelineConfig:
         common = dict(data=self.data, data_root=self.data_root, seed=self.seed)
         for part, make in (
             ("search", lambda: SearchConfig(self.space, self.lut, 1.0, **common, **self.search)),
-            ("train", lambda: TrainConfig("arch.json", self.space, **common, **self.train)),
+            ("train", lambda: TrainConfig(ARCH_FILE, self.space, **common, **self.train)),
         ):
             try:
                 make().validate()
@@ -126,6 +128,11 @@ class Pipeline:
         self.run_dir = Path(run_dir)
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.record_path = self.run_dir / "pipeline.json"
+        # each step's own run directory, and the files one step hands the next
+        self.search_dir = self.run_dir / "search"
+        self.train_dir = self.run_dir / "train"
+        self.arch_file = self.search_dir / ARCH_FILE
+        self.weights_file = self.train_dir / BEST_WEIGHTS
         self.steps: dict[str, StepRecord] = {}
         if self.record_path.exists():
             saved = read_json(self.record_path, "pipeline record", TfnasError)
@@ -201,8 +208,8 @@ class Pipeline:
             "measured_drift_corrected_ms": profile.get("measured_drift_corrected_ms"),
             "architecture": search["architecture"],
             "supernet_standing": search.get("standing"),
-            "arch_file": str(self.run_dir / "search" / "arch.json"),
-            "weights_file": str(self.run_dir / "train" / "best.pt"),
+            "arch_file": str(self.arch_file),
+            "weights_file": str(self.weights_file),
             "top1": evaluation["top1"],
             "top5": evaluation["top5"],
             "test_images": evaluation["images"],
@@ -260,7 +267,7 @@ class Pipeline:
         target = self._target_ms(space, table)
         if c.arch is not None:  # given, not searched: the step only files it with the run
             arch, _ = load_architecture(c.arch, space)
-            arch.save(self.run_dir / "search" / "arch.json")
+            arch.save(self.arch_file)
             predicted = table.predict(space, arch)
             return {
                 "target_ms": target if target is not None else predicted,
@@ -279,7 +286,7 @@ class Pipeline:
             device=c.device,
             **c.search,
         )
-        result = search(config, self.run_dir / "search", resume=True)
+        result = search(config, self.search_dir, resume=True)
         standing = result.standing
         return {
             "target_ms": target,
@@ -296,7 +303,7 @@ class Pipeline:
     def _retrain(self) -> dict[str, Any]:
         c = self.config
         config = TrainConfig(
-            arch=str(self.run_dir / "search" / "arch.json"),
+            arch=str(self.arch_file),
             space=c.space,
             data=c.data,
             data_root=c.data_root,
@@ -304,7 +311,7 @@ class Pipeline:
             device=c.device,
             **c.train,
         )
-        result = train(config, self.run_dir / "train", resume=True)
+        result = train(config, self.train_dir, resume=True)
         last = result["history"][-1] if result["history"] else {}
         return {
             "epochs": result["epochs"],
@@ -315,8 +322,8 @@ class Pipeline:
     def _evaluate(self) -> dict[str, Any]:
         c = self.config
         return evaluate_weights(
-            self.run_dir / "search" / "arch.json",
-            self.run_dir / "train" / "best.pt",
+            self.arch_file,
+            self.weights_file,
             c.data,
             space=c.space,
             data_root=c.data_root,
@@ -329,7 +336,7 @@ class Pipeline:
         this project's 2-core machine (allocator and thread-pool state left by training)."""
         meter = table_meter(load_table(self.config.lut, space), runner=self.runner)
         command = [
-            sys.executable, "-m", "tfnas", "profile", str(self.run_dir / "search" / "arch.json"),
+            sys.executable, "-m", "tfnas", "profile", str(self.arch_file),
             "--lut", self.config.lut, "--space", self.config.space, "--device", meter.device,
             "--batch-size", str(meter.batch_size), "--json",
         ]  # fmt: skip

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from .errors import TfnasError
+from .options import PRECISIONS
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 

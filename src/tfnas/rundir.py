@@ -26,6 +26,14 @@ import torch
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 
+# The files of a run directory, named here only.
+CONFIG_FILE = "config.json"  # every setting that decides the run's result
+METRICS_FILE = "metrics.jsonl"  # one row per finished epoch
+ARCH_FILE = "arch.json"  # the architecture a search found
+SEARCH_CHECKPOINT = "checkpoint.pt"  # a search's resumable state
+TRAIN_CHECKPOINT = "last.pt"  # a training's resumable state
+BEST_WEIGHTS = "best.pt"  # the weights of a training's best epoch
+
 
 def dataclass_defaults(cls: type) -> dict[str, Any]:
     """The declared defaults of a config dataclass's fields (for :meth:`RunDir.guard`)."""
@@ -41,8 +49,8 @@ class RunDir:
         self.path = check_output(path, "--out", "directory")
         self.kind = kind
         self.checkpoint = self.path / checkpoint
-        self.config_file = self.path / "config.json"
-        self.metrics_file = self.path / "metrics.jsonl"
+        self.config_file = self.path / CONFIG_FILE
+        self.metrics_file = self.path / METRICS_FILE
         self.created = not self.path.exists()  # by this run: removable if it fails at once
 
     def guard(

@@ -23,6 +23,7 @@ import yaml
 
 from .block import ACTIVATIONS, BlockSpec, OpSpec, conv_out_resolution
 from .errors import SpaceError
+from .options import IN_CHANNELS
 
 STEM_KINDS = ("conv", "mbconv")
 
@@ -388,7 +389,7 @@ class _SpaceParser:
         inp = self.mapping(top["input"], "input", ("size", "channels"), ("size",))
         size = self.integer(inp, "size", "input")
         channels = self.integer(inp, "channels", "input", default=3)
-        if channels not in (1, 3):
+        if channels not in IN_CHANNELS:
             raise self.fail("input.channels", f"must be 1 (grayscale) or 3 (RGB), got {channels}")
         classes = self.integer(top, "classes", "", default=1000)
         stem = self.stem(top.get("stem", []))

@@ -43,8 +43,9 @@ from .errors import TfnasError
 from .loader import Batches, Shard
 from .nn.batchnorm import recalibrate_batchnorm
 from .nn.network import Network
-from .precision import PRECISIONS, resolve_precision
-from .rundir import RunDir, dataclass_defaults, save_state
+from .options import COMPUTE_DEVICES, IN_CHANNELS, PRECISIONS
+from .precision import resolve_precision
+from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, RunDir, dataclass_defaults, save_state
 from .space import SearchSpace, load_space
 
 BN_AUTO_BATCHES = 50
@@ -114,9 +115,11 @@ class TrainConfig:
         checks.optional(checks.at_least, self.bn_batches, "--bn-batches", 0)
         if self.precision not in PRECISIONS:
             raise TfnasError(f"--precision must be one of {', '.join(PRECISIONS)}.")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TfnasError(f"--device must be auto, cpu or cuda, got {self.device}.")
-        if self.in_channels not in (None, 1, 3):
+        if self.device not in COMPUTE_DEVICES:
+            raise TfnasError(
+                f"--device must be one of {', '.join(COMPUTE_DEVICES)}, got {self.device}."
+            )
+        if self.in_channels not in (None, *IN_CHANNELS):
             raise TfnasError(f"--in-channels must be 1 or 3, got {self.in_channels}.")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
@@ -164,7 +167,7 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         space = load_space(config.space) if config.space else None
         self.arch, self.space = load_architecture(config.arch, space)
-        self.rundir = RunDir(self.run_dir, "training run", "last.pt")
+        self.rundir = RunDir(self.run_dir, "training run", TRAIN_CHECKPOINT)
         self.rundir.guard(
             asdict(config),
             resume,
@@ -272,7 +275,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "top1": top1,
             }
-            save_state(best, self.run_dir / "best.pt")
+            save_state(best, self.run_dir / BEST_WEIGHTS)
         state["best_top1"] = self.best_top1
         self.rundir.save(state, self.history)
 

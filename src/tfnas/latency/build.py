@@ -13,10 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..options import DEFAULT_SCRUB_KIB
 from ..space import SearchSpace
 from .jobs import REFERENCE_JOB, PlanModules, plan_jobs, table_from_measurements
 from .journal import Journal, journal_path, measuring_progress
-from .measure import DEFAULT_SCRUB_KIB, LatencyMeter
+from .measure import LatencyMeter
 from .table import LatencyTable, LatencyTableError
 
 JOURNAL_FORMAT = "tfnas-latency-journal"

@@ -37,11 +37,12 @@ from typing import Any
 from torch import nn
 
 from ..io import json_object
+from ..options import MODEL_FORMATS
 from ..space import SearchSpace
 from .jobs import REFERENCE_JOB
 from .journal import Journal, journal_path, measuring_progress
 from .measure import TimingPolicy
-from .plan import MODEL_FORMATS, assemble_table, model_bytes, write_plan
+from .plan import assemble_table, model_bytes, write_plan
 from .table import LatencyTable, LatencyTableError
 
 EXTERNAL_JOURNAL = "tfnas-external-journal"

@@ -27,14 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import TfnasError
-
-DEVICES = ("cpu", "cuda", "ort-cpu")
-STATISTICS = ("p25", "median", "min", "mean")
-# CPU blocks start each timed call with their near caches cold (a 4 MiB buffer written
-# first), as inside a network: on tfnas-small (2-core EPYC, 1 MiB L2 per core) the raw sum of
-# blocks then missed 30 whole networks by less than when timed warm in 7 of 8 paired checks,
-# by a median of 7 points (bench/results/lut_cache_state.json). 0 keeps the warm timing.
-DEFAULT_SCRUB_KIB = 4096
+from ..options import TIMING_DEVICES
 
 
 @dataclass(frozen=True)
@@ -78,8 +71,8 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 
 def check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise TfnasError(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
+    if device not in TIMING_DEVICES:
+        raise TfnasError(f"unknown device '{device}' (choose from {', '.join(TIMING_DEVICES)}).")
     if device == "cuda" and not torch.cuda.is_available():
         raise TfnasError("device 'cuda' was asked for, but torch sees no CUDA GPU here.")
     if device == "ort-cpu":

@@ -29,13 +29,13 @@ import torch
 from torch import nn
 
 from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
+from ..options import MODEL_FORMATS
 from ..space import SearchSpace, load_space
 from .jobs import Job, PlanModules, plan_jobs, table_from_measurements
 from .table import LatencyTable, LatencyTableError
 
 PLAN_FORMAT = "tfnas-latency-plan"
 PLAN_VERSION = 1
-MODEL_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MANIFEST = "manifest.json"
 SETTINGS = ".plan-settings.json"
 
@@ -316,7 +316,6 @@ def assemble_table(
 
 
 __all__ = [
-    "MODEL_FORMATS",
     "Manifest",
     "assemble_table",
     "load_manifest",

@@ -20,14 +20,13 @@ from torch import nn
 
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
+from ..options import DEPTH_MODES, OP_WEIGHTS
 from ..space import SearchSpace
 from .blocks import KernelBank, MBConv, SharedMBConv
 from .network import Head, Network, build_stem
 
-DEPTH_MODES = ("sink", "skip-op", "fixed")
 # How the candidate ops of one block hold their weights: each its own ("separate", as the
 # paper), or slices of one kernel bank ("shared": centre kernels, first channels).
-OP_WEIGHTS = ("shared", "separate")
 DEFAULT_OP_WEIGHTS = OP_WEIGHTS[0]
 
 Path = Sequence[Sequence[int]]  # per stage, per block: the index of the chosen op

@@ -20,7 +20,8 @@ import sys
 
 import numpy as np
 
-from ..latency.measure import DEFAULT_SCRUB_KIB, TimingPolicy, _time_calls, cpu_clock, summarise
+from ..latency.measure import TimingPolicy, _time_calls, cpu_clock, summarise
+from ..options import DEFAULT_SCRUB_KIB
 
 
 def time_model(path: str, threads: int, policy: TimingPolicy, scrub_kib: int = 0) -> float:

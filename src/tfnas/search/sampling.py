@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-SAMPLINGS = ("gumbel", "gumbel-random", "gumbel-gumbel", "gumbel-max")
+from ..options import SAMPLINGS
 
 
 def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator) -> torch.Tensor:

@@ -10,7 +10,6 @@ sum them on the device and read them once per log interval.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -23,9 +22,6 @@ from .sampling import gumbel_softmax
 
 GradReducer = Callable[[list[torch.Tensor]], None]
 _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # fp32 and bf16 need none
-
-
-LATENCY_LOSSES = ("two-sided", "one-sided")
 
 
 @dataclass(frozen=True)
@@ -47,27 +43,6 @@ class LatencyPenalty:
 
     def __call__(self, expected_ms: torch.Tensor) -> torch.Tensor:
         return self.weight * self.relative_error(expected_ms)
-
-
-@dataclass(frozen=True)
-class TemperatureSchedule:
-    """Gumbel-softmax temperature: ``start`` through the warm-up, then multiplied by ``decay``
-    after every search epoch."""
-
-    start: float
-    decay: float
-    warmup_epochs: int = 0
-
-    @classmethod
-    def spanning(
-        cls, start: float, end: float, search_epochs: int, warmup_epochs: int = 0
-    ) -> TemperatureSchedule:
-        """The schedule that falls from ``start`` to ``end`` over ``search_epochs``."""
-        return cls(start, (end / start) ** (1 / max(1, search_epochs)), warmup_epochs)
-
-    def at(self, epoch: int) -> float:
-        """The temperature used during ``epoch`` (0-based)."""
-        return self.start * self.decay ** max(0, epoch - self.warmup_epochs)
 
 
 @dataclass
@@ -231,12 +206,3 @@ def batch_stat_accuracy(
         for m in dropouts:
             m.train()
     return correct / max(1, seen)
-
-
-def cosine_lr(base: float, epoch: float, epochs: float, warmup: float = 0.0) -> float:
-    """Linear warm-up over ``warmup`` epochs, then cosine decay to zero at ``epochs``
-    (fractional epochs: the schedule can move every step)."""
-    if warmup > 0 and epoch < warmup:
-        return base * (epoch + 1e-3) / warmup
-    span = max(1e-9, epochs - warmup)
-    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (epoch - warmup) / span)))
