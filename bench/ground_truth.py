@@ -57,7 +57,8 @@ from tfnas.latency.table import load_table, target_at_fraction
 from tfnas.nn.network import Network
 from tfnas.search.elastic import scale_onto_target
 from tfnas.space import SearchSpace, load_space
-from tfnas.train import TrainConfig, train
+from tfnas.train import train
+from tfnas.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LUT = ROOT / "bench" / "data" / "tfnas-small-cpu-lut.json"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from tfnas.arch import random_architecture
 from tfnas.space import load_space
-from tfnas.train import TrainConfig, train
+from tfnas.train import train
+from tfnas.train_config import TrainConfig
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ import torch
 from tfnas.arch import load_architecture
 from tfnas.complexity import network_cost
 from tfnas.nn.network import Network
-from tfnas.train import TrainConfig, train
+from tfnas.train import train
+from tfnas.train_config import TrainConfig
 
 
 def main() -> None:

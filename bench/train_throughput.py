@@ -24,7 +24,8 @@ from tfnas.arch import uniform_architecture
 from tfnas.block import OpSpec
 from tfnas.options import PRECISIONS
 from tfnas.space import load_space
-from tfnas.train import TrainConfig, train
+from tfnas.train import train
+from tfnas.train_config import TrainConfig
 
 
 def main() -> None:

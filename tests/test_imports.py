@@ -4,6 +4,8 @@ module (those inside functions too, so that a cycle cannot hide in a late import
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import REPO
@@ -76,6 +78,37 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# The package's layers, bottom up (docs/architecture.md): a module may import from its own
+# layer or one below it, never from one above.
+LAYERS = (
+    ("errors", "options", "checks", "io", "schedules"),
+    ("search.config", "train_config"),
+    ("block", "space", "arch"),
+    ("nn", "nn.blocks", "nn.network", "nn.supernet", "nn.batchnorm", "complexity", "export"),
+    ("data", "loader"),
+    ("latency", "latency.table", "latency.drift", "latency.jobs", "latency.journal",
+     "latency.measure", "latency.plan", "latency.external", "latency.build", "latency.meters",
+     "latency.check", "latency.official"),
+    ("rundir", "distributed", "precision", "memory"),
+    ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
+     "search.selection", "search.path_score", "search.searcher"),
+    ("train", "pipeline", "sweep", "report", "report.sections", "report.page", "report.figures"),
+    ("cli", "runners", "runners.ort", "__main__", ""),
+)  # fmt: skip
+
+
+def test_every_module_has_a_layer_and_imports_none_above_its_own():
+    level = {
+        ".".join(filter(None, ("tfnas", name))): i
+        for i, names in enumerate(LAYERS)
+        for name in names
+    }
+    graph = import_graph()
+    assert sorted(set(graph) - set(level)) == []  # a new module is given its layer
+    upward = [(m, t) for m, targets in graph.items() for t in targets if level[t] > level[m]]
+    assert sorted(upward) == []
+
+
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
     assert "tfnas.latency.jobs" in graph["tfnas.latency.build"]  # the graph sees imports
@@ -90,3 +123,19 @@ def test_the_cycle_finder_finds_a_cycle_hidden_in_a_function(tmp_path):
     (package / "b.py").write_text("def f():\n    from . import a\n")
     (package / "c.py").write_text("import tfnas.a\n")
     assert cycles(import_graph(tmp_path)) == [["tfnas.a", "tfnas.b"]]
+
+
+def test_the_command_line_parser_is_built_without_torch():
+    # what makes `tfnas --help` fast (bench/cli_startup.py times it): torch is loaded by the
+    # command that needs it, not by the parser
+    probe = (
+        "import sys\n"
+        "from tfnas.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'numpy', 'scipy') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == ""

@@ -431,7 +431,7 @@ def test_back_to_back_samples_time_several_calls_each():
 
 
 def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):
-    with pytest.raises(TfnasError, match="--back-to-back must be at least 1"):
+    with pytest.raises(TfnasError, match="back_to_back must be at least 1"):
         LatencyMeter("cpu", policy=TimingPolicy(back_to_back=0))
     meter = CountingMeter()
     meter.policy = replace(meter.policy, back_to_back=10)

@@ -9,7 +9,8 @@ import pytest
 from tfnas.report import write_report
 from tfnas.search.config import SearchConfig
 from tfnas.search.searcher import search
-from tfnas.train import TrainConfig, train
+from tfnas.train import train
+from tfnas.train_config import TrainConfig
 
 from .conftest import assert_user_error
 from .test_search import tiny_search_setup  # noqa: F401  (a fixture)

@@ -236,7 +236,7 @@ def test_precision_resolves_per_device_and_bf16_steps_run_on_the_cpu(tiny):
     assert resolve_precision("auto", torch.device("cpu")).name == "fp32"
     with pytest.raises(TfnasError, match="fp16 needs a CUDA GPU"):
         resolve_precision("fp16", torch.device("cpu"))
-    with pytest.raises(TfnasError, match="--precision must be one of"):
+    with pytest.raises(TfnasError, match="^precision must be one of"):
         resolve_precision("fp8", torch.device("cpu"))
     bf16 = resolve_precision("bf16", torch.device("cpu"))
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ import torch
 from tfnas.arch import random_architecture
 from tfnas.distributed import state_digest
 from tfnas.space import load_space
-from tfnas.train import TrainConfig, Trainer, train, trained_network
+from tfnas.train import Trainer, train, trained_network
+from tfnas.train_config import TrainConfig
 
 from .conftest import assert_user_error
 from .test_data import write_idx_dataset

@@ -50,7 +50,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".search.searcher": ("SearchResult", "search as run_search"),
     ".space": ("SearchSpace", "builtin_space_names", "load_space", "parse_space"),
     ".sweep": ("run_sweep",),
-    ".train": ("TrainConfig", "evaluate", "trained_network", "train as run_training"),
+    ".train": ("evaluate", "trained_network", "train as run_training"),
+    ".train_config": ("TrainConfig",),
 }
 _WHERE = {
     entry.rpartition(" as ")[2]: (module, entry.partition(" as ")[0])

@@ -6,33 +6,30 @@ A user error (bad file, bad flag, missing data) is one sentence on stderr and ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import TfnasError
+from .errors import SettingError, TfnasError
 from .io import check_output
 from .options import (
-    COMPUTE_DEVICES,
     DEFAULT_SCRUB_KIB,
-    DEPTH_MODES,
     IN_CHANNELS,
-    LATENCY_LOSSES,
     MODEL_FORMATS,
-    OP_WEIGHTS,
-    PRECISIONS,
-    SAMPLINGS,
     TIMING_STATISTICS,
     WIDTH_GRIDS,
-    WIDTH_MODES,
+    option_name,
 )
 from .search.config import SearchConfig
+from .train_config import TrainConfig
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -717,7 +714,7 @@ def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict)
 
     changed = []
     for dest in sorted(args.given - _RUNTIME_OPTIONS):
-        flag = "--" + dest.replace("_", "-")
+        flag = args.flags.get(dest, "--" + dest.replace("_", "-"))
         value = getattr(args, dest)
         if dest == "out":
             if Path(value).resolve() != run_dir.resolve():
@@ -728,32 +725,6 @@ def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict)
             changed.append(f"{flag} {value} (it was started with {saved[dest]})")
     if changed:
         raise settings_changed(run_dir, changed)
-
-
-def _scoring_args(p: argparse.ArgumentParser, prefix: str = "--") -> None:
-    """The search's scoring of architectures as supernet paths after its last epoch; the
-    pipeline's flags say ``--search-`` and default to the search's own defaults."""
-    for name, help_text in (
-        (
-            "select_candidates",
-            "selection after scaling: K candidates drawn from the learned distribution "
-            "besides the argmax, each scaled onto the target and scored in the supernet; the "
-            "best is returned (0: the argmax)",
-        ),
-        (
-            "standing_randoms",
-            "random networks at the target the result is scored against in the supernet, "
-            "for the 'beats N of K' line (0: none)",
-        ),
-    ):
-        default = _search_default(name)
-        p.add_argument(
-            prefix + name.replace("_", "-"),
-            type=_whole(0),
-            metavar="K",
-            default=None if prefix != "--" else default,
-            help=f"{help_text}; default {default}",
-        )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -787,34 +758,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             target_ms = _fraction_of_range(args.lut, args.space, args.target_fraction)
         run_dir = Path(args.out)
         config = SearchConfig(
-            space=args.space,
-            lut=args.lut,
-            target_ms=target_ms,
-            data=args.data,
-            data_root=args.data_root,
-            epochs=args.epochs,
-            warmup_epochs=args.warmup_epochs,
-            lambda_lat=args.lambda_lat,
-            latency_loss=args.latency_loss,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            weight_lr=args.weight_lr,
-            arch_lr=args.arch_lr,
-            arch_weight_decay=args.arch_weight_decay,
-            arch_every=args.arch_every,
-            sampling=args.sampling,
-            op_weights=args.op_weights,
-            depth=args.depth,
-            width=args.width,
-            width_grid=args.width_grid,
-            select_candidates=args.select_candidates,
-            standing_randoms=args.standing_randoms,
-            in_channels=args.in_channels,
-            workers=args.workers,
-            device=args.device,
-            precision=args.precision,
-            deterministic=args.deterministic,
+            space=args.space, lut=args.lut, target_ms=target_ms, **_settings(args, SearchConfig)
         )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -840,33 +784,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .train import TrainConfig, train
+    from .train import train
+    from .train_config import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(
-        arch=args.arch,
-        space=args.space,
-        data=args.data,
-        data_root=args.data_root,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing,
-        dropout=args.dropout,
-        drop_connect=args.drop_connect,
-        ema_decay=args.ema,
-        bn_batches=args.bn_batches,
-        precision=args.precision,
-        deterministic=args.deterministic,
-        seed=args.seed,
-        limit=args.limit,
-        in_channels=args.in_channels,
-        workers=args.workers,
-        device=args.device,
-    )
+    config = TrainConfig(arch=args.arch, **_settings(args, TrainConfig))
     result = train(config, args.out, resume=args.resume)
     if not result["main_process"]:
         return 0  # under torchrun, the first process reports
@@ -932,11 +855,10 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
 
     from .pipeline import PipelineConfig
 
-    def given(**settings: Any) -> dict[str, Any]:
-        return {k: v for k, v in settings.items() if v is not None}
-
     if args.threads:
         torch.set_num_threads(args.threads)
+    # the one --precision and --deterministic of the pipeline go to both steps
+    shared = _settings(args, SearchConfig, only=("precision", "deterministic"))
     return PipelineConfig(
         space=args.space,
         lut=args.lut,
@@ -945,27 +867,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
         seed=args.seed,
         device=args.device,
         calibrate_archs=args.calibrate_archs,
-        search=given(
-            precision=args.precision,
-            deterministic=args.deterministic,
-            epochs=args.search_epochs,
-            warmup_epochs=args.search_warmup_epochs,
-            limit=args.search_limit,
-            batch_size=args.search_batch_size,
-            weight_lr=args.search_lr,
-            op_weights=args.search_op_weights,
-            select_candidates=args.search_select_candidates,
-            standing_randoms=args.search_standing_randoms,
-        ),
-        train=given(
-            precision=args.precision,
-            deterministic=args.deterministic,
-            epochs=args.train_epochs,
-            limit=args.train_limit,
-            batch_size=args.train_batch_size,
-            lr=args.train_lr,
-            drop_connect=args.train_drop_connect,
-        ),
+        search=_settings(args, SearchConfig, "search-") | shared,
+        train=_settings(args, TrainConfig, "train-") | shared,
         **target,
     )
 
@@ -1318,133 +1221,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="or: the target at this fraction of the feasible range (0: fastest)",
     )
-    p.add_argument("--data", default=_search_default("data"), metavar="D")
-    p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    p.add_argument("--epochs", type=int, default=_search_default("epochs"), help="search epochs")
-    p.add_argument("--warmup-epochs", type=int, help="weight-only epochs first (default epochs/9)")
-    p.add_argument(
-        "--lambda-lat",
-        type=float,
-        default=_search_default("lambda_lat"),
-        help="weight of the latency loss",
-    )
-    p.add_argument(
-        "--latency-loss",
-        default=_search_default("latency_loss"),
-        choices=LATENCY_LOSSES,
-        help="|LAT/T - 1| (two-sided, the paper's) or max(0, LAT/T - 1) (one-sided: no push "
-        "towards the target from below)",
-    )
-    p.add_argument("--seed", type=int, default=_search_default("seed"))
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=_search_default("batch_size"),
-        help="images per step (checked against the memory available before the start)",
-    )
-    p.add_argument("--limit", type=int, help="search on a seeded subset of this many images")
-    p.add_argument(
-        "--weight-lr",
-        type=float,
-        default=_search_default("weight_lr"),
-        help="peak learning rate of the supernet's weights (cosine over the search)",
-    )
-    p.add_argument(
-        "--arch-lr",
-        type=float,
-        help="Adam learning rate of the architecture parameters (default: 7.5 / the number "
-        "of architecture steps, within 0.01-0.1)",
-    )
-    p.add_argument(
-        "--arch-weight-decay",
-        type=float,
-        default=_search_default("arch_weight_decay"),
-        help="L2 weight decay of the architecture parameters (Adam)",
-    )
-    p.add_argument(
-        "--arch-every",
-        type=int,
-        default=_search_default("arch_every"),
-        help="one architecture step every this many weight steps",
-    )
-    p.add_argument(
-        "--sampling",
-        default=_search_default("sampling"),
-        choices=SAMPLINGS,
-        help="how a weight step samples its paths (gumbel-random: the paper's bi-sampling)",
-    )
-    p.add_argument(
-        "--op-weights",
-        default=_search_default("op_weights"),
-        choices=OP_WEIGHTS,
-        help="candidate ops share one kernel bank per block, or each has its own (the paper)",
-    )
-    p.add_argument(
-        "--depth",
-        default=_search_default("depth"),
-        choices=DEPTH_MODES,
-        help="depth search (sink: the paper's sink-connecting)",
-    )
-    p.add_argument(
-        "--width",
-        default=_search_default("width"),
-        choices=WIDTH_MODES,
-        help="width search (elastic: the paper's elasticity-scaling)",
-    )
-    p.add_argument(
-        "--width-grid",
-        default=_search_default("width_grid"),
-        choices=WIDTH_GRIDS,
-        help="elasticity-scaling to any width, or only to widths the table measured",
-    )
-    _scoring_args(p)
-    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
-    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    _add_settings(p, SearchConfig)
     p.add_argument("--threads", type=_whole(1), help="CPU threads for training (default: torch's)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory of a new search")
-    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
-    _precision_arg(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("train", help="retrain an architecture (the paper's recipe)")
     p.add_argument("arch", metavar="ARCH.json")
-    p.add_argument(
-        "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
-    )
-    p.add_argument("--data", default="fashion-mnist", metavar="D")
-    p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 0.2 x batch / 512)")
-    p.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (SGD)")
-    p.add_argument("--warmup-epochs", type=float, help="linear warm-up (default 2%% of epochs)")
-    p.add_argument(
-        "--label-smoothing", type=float, default=0.1, help="of the cross-entropy, in [0, 1)"
-    )
-    p.add_argument("--dropout", type=float, help="before the classifier (default: the space's)")
-    p.add_argument(
-        "--drop-connect",
-        type=float,
-        default=0.2,
-        help="drop-connect rate of the last block (scaled down towards the first)",
-    )
-    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights")
-    p.add_argument(
-        "--bn-batches",
-        type=int,
-        metavar="N",
-        help="training batches that re-estimate the batch-norm statistics before every "
-        "evaluation (default: 50 for runs of under 1,000 steps, whose running statistics "
-        "have not settled, else 0)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="train on a seeded subset of this many images")
-    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=_whole(1))
-    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
-    _precision_arg(p)
+    _add_settings(p, TrainConfig)
+    p.add_argument("--threads", type=_whole(1), help="CPU threads for training (default: torch's)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
     p.set_defaults(func=cmd_train)
@@ -1453,10 +1239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--weights", required=True, metavar="W.pt")
     p.add_argument("--space", metavar="NAME|FILE")
-    p.add_argument("--data", default="fashion-mnist", metavar="D")
-    p.add_argument("--data-root", metavar="DIR")
+    _add_settings(p, TrainConfig, only=("data", "data_root", "device"))
     p.add_argument("--batch-size", type=_whole(1), default=256, help="images per batch")
-    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -1525,9 +1309,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         "first and calibrate it (minutes); without this flag a missing table is an error",
     )
     _runner_args(p)
-    p.add_argument("--data", default="fashion-mnist", metavar="D")
-    p.add_argument("--data-root", metavar="DIR")
-    p.add_argument("--seed", type=int, default=0)
+    # what the pipeline sets for both steps, declared once for both (options.shared_setting)
+    _add_settings(p, SearchConfig, only=("data", "data_root", "seed", "device"))
     p.add_argument(
         "--calibrate-archs",
         type=int,
@@ -1535,25 +1318,12 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="whole networks measured to calibrate a new table (0: none)",
     )
-    p.add_argument("--search-epochs", type=int, metavar="E", help="search epochs")
-    p.add_argument(
-        "--search-warmup-epochs", type=int, metavar="E", help="weight-only search epochs first"
-    )
-    p.add_argument("--search-limit", type=int, metavar="N", help="search on N training images")
-    p.add_argument("--search-batch-size", type=int, metavar="B", help="search batch size")
-    p.add_argument("--search-lr", type=float, metavar="LR", help="the supernet's peak lr")
-    p.add_argument("--search-op-weights", choices=OP_WEIGHTS, help="see tfnas search --op-weights")
-    _scoring_args(p, prefix="--search-")
-    p.add_argument("--train-epochs", type=int, metavar="E", help="retraining epochs")
-    p.add_argument("--train-limit", type=int, metavar="N", help="retrain on N training images")
-    p.add_argument("--train-batch-size", type=int, metavar="B", help="retraining batch size")
-    p.add_argument("--train-lr", type=float, metavar="LR", help="retraining peak lr")
-    p.add_argument(
-        "--train-drop-connect", type=float, metavar="P", help="retraining drop-connect rate"
-    )
+    # every setting of the two steps, as --search-NAME / --train-NAME; those the pipeline
+    # sets for both steps itself are its own options
+    _add_settings(p, SearchConfig, prefix="search-", skip=PIPELINE_WIDE, given_only=True)
+    _add_settings(p, TrainConfig, prefix="train-", skip=PIPELINE_WIDE, given_only=True)
+    _add_settings(p, SearchConfig, only=("precision", "deterministic"), given_only=True)
     p.add_argument("--threads", type=_whole(1), help="CPU threads for search and retraining")
-    p.add_argument("--device", default="auto", choices=COMPUTE_DEVICES)
-    _precision_arg(p, pipeline=True)
     p.add_argument(
         "--out",
         required=True,
@@ -1562,22 +1332,84 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _precision_arg(p: argparse.ArgumentParser, pipeline: bool = False) -> None:
-    p.add_argument(
-        "--deterministic",
-        action="store_true",
-        default=None if pipeline else False,
-        help="bit-exact CUDA kernels, so that --resume ends exactly as an uninterrupted run "
-        "(slower on a GPU; the CPU is exact already)",
-    )
-    p.add_argument(
-        "--precision",
-        # the pipeline passes on only what was given (its runs' settings stay as saved)
-        default=None if pipeline else _search_default("precision"),
-        choices=PRECISIONS,
-        help="numeric precision of the steps (default auto: bf16 autocast on a GPU that "
-        "has it, else fp16; fp32 on the CPU)",
-    )
+PIPELINE_WIDE = (
+    "space",
+    "lut",
+    "data",
+    "data_root",
+    "seed",
+    "device",
+    "precision",
+    "deterministic",
+)
+
+
+def _add_settings(
+    p: argparse.ArgumentParser,
+    config: type,
+    *,
+    prefix: str = "",
+    skip: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    given_only: bool = False,
+) -> None:
+    """An option for every setting of the ``config`` dataclass, made from its field: name,
+    type, default, choices and help are declared there once (:func:`tfnas.options.setting`).
+    ``prefix`` (``search-``): the pipeline's options for a step, stored as ``search.NAME``;
+    ``given_only``: no default, so that only what is typed is passed on (a step's saved run
+    keeps its own settings)."""
+    hints = typing.get_type_hints(config)
+    for field in dataclasses.fields(config):
+        if not field.metadata.get("cli", True) or field.name in skip:
+            continue
+        if only is not None and field.name not in only:
+            continue
+        kwargs: dict[str, Any] = {"dest": _dest(prefix, field.name)}
+        kind = hints[field.name]
+        members = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is tuple:
+            kwargs.update(nargs=len(members), type=members[0])
+        elif kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = members[0] if members else kind
+        if field.metadata.get("choices") is not None:
+            kwargs["choices"] = field.metadata["choices"]
+        elif kind is not bool:
+            kwargs["metavar"] = field.metadata.get("metavar") or _METAVARS.get(kwargs["type"], "X")
+        kwargs["default"] = None if given_only else field.default
+        text = field.metadata.get("help", "").replace("%", "%%")
+        if field.default is not None and kind is not bool and "(default" not in text:
+            default = " ".join(map(str, field.default)) if kwargs.get("nargs") else field.default
+            text += f" (default {default})"
+        kwargs["help"] = text
+        p.add_argument(f"--{prefix}{option_name(field)}", **kwargs)
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
+def _dest(prefix: str, name: str) -> str:
+    return f"{prefix.removesuffix('-')}.{name}" if prefix else name
+
+
+def _settings(
+    args: argparse.Namespace, config: type, prefix: str = "", only: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The ``config`` settings the command line holds (made by :func:`_add_settings`; with
+    a ``prefix``, only those typed)."""
+    out = {}
+    for field in dataclasses.fields(config):
+        dest = _dest(prefix, field.name)
+        if not field.metadata.get("cli", True) or not hasattr(args, dest):
+            continue
+        if only is not None and field.name not in only:
+            continue
+        value = getattr(args, dest)
+        if value is None and (prefix or only is not None):
+            continue
+        out[field.name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def _whole(low: int):
@@ -1613,11 +1445,6 @@ def _number(low: float, open_low: bool = False):
 
     parse.numeric = True  # type: ignore[attr-defined]
     return parse
-
-
-def _search_default(name: str) -> Any:
-    """A search setting's default, as :class:`SearchConfig` declares it (one source)."""
-    return SearchConfig.__dataclass_fields__[name].default
 
 
 def _runner_args(p: argparse.ArgumentParser) -> None:
@@ -1673,6 +1500,17 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _flag_of(flags: dict[str, str], setting: str) -> str:
+    """The flag that gives ``setting`` (``search.epochs``: the pipeline's
+    ``--search-epochs``; a step's setting that the pipeline sets for both steps: its own
+    flag), or the flag its name would have where no option of this command gives it."""
+    name = setting.rpartition(".")[2]
+    for dest in (setting, name):
+        if dest in flags:
+            return flags[dest]
+    return "--" + name.replace("_", "-")
+
+
 def _one_sentence(exc: TfnasError) -> str:
     """The error's sentence; one raised in a DataLoader worker process arrives wrapped in
     the worker's traceback, whose last line holds it."""
@@ -1687,13 +1525,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args.given = _given_options(_leaf_parser(parser, args), argv)
+    leaf = _leaf_parser(parser, args)
+    args.given = _given_options(leaf, argv)
+    # each option's flag by its destination: what a setting's error is named by
+    args.flags = {a.dest: a.option_strings[0] for a in leaf._actions if a.option_strings}
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return args.func(args)
+    except SettingError as exc:
+        print(f"tfnas: error: {exc.naming(_flag_of(args.flags, exc.setting))}", file=sys.stderr)
+        return 2
     except TfnasError as exc:
         print(f"tfnas: error: {_one_sentence(exc)}", file=sys.stderr)
         return 2

@@ -1,11 +1,20 @@
-"""The choice lists and shared defaults of tfnas's settings, declared once.
+"""The choice lists and shared defaults of tfnas's settings, and the declaration of a
+config field as a setting, each written once.
 
-The modules that act on a setting and the command line that offers it both read its
-choices from here. This module imports nothing, so that the CLI can build its parser (and
-answer ``tfnas --help``) without loading torch.
+A config dataclass declares every field with :func:`setting`: its default, its help text
+and (where it has them) its choices. The command line builds its options from those fields
+(``tfnas.cli``), and :func:`check_choices` checks the choices, so that no default, choice
+list or help text is written twice. This module imports nothing heavy, so that the CLI can
+build its parser (and answer ``tfnas --help``) without loading torch.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import SettingError
 
 # where searches, trainings and evaluations run ("auto": a GPU when torch sees one)
 COMPUTE_DEVICES = ("auto", "cpu", "cuda")
@@ -37,3 +46,74 @@ DEPTH_MODES = ("sink", "skip-op", "fixed")
 WIDTH_MODES = ("elastic", "fixed")
 # elasticity-scaling to any width, or only to widths the table measured (its knots)
 WIDTH_GRIDS = ("any", "knots")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: Sequence[Any] | None = None,
+    metavar: str | None = None,
+    flag: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A config field and what its command-line option needs. ``flag``: the option's name
+    where it is not the field's (``ema_decay`` is ``--ema``); ``cli=False``: a setting
+    given otherwise (a positional argument, or one the command works out itself)."""
+    metadata = {"help": help, "flag": flag, "cli": cli, "metavar": metavar}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def option_name(field: dataclasses.Field) -> str:
+    """The field's option without its dashes or a command's prefix: ``weight-lr``."""
+    return field.metadata.get("flag") or field.name.replace("_", "-")
+
+
+def check_choices(config: Any) -> None:
+    """Refuse a field of ``config`` whose value is not one of its declared choices (None
+    passes where the field's default is None: the setting was left to tfnas)."""
+    for field in dataclasses.fields(config):
+        allowed = field.metadata.get("choices")
+        value = getattr(config, field.name)
+        if allowed is None or value in allowed or (value is None and field.default is None):
+            continue
+        raise SettingError(
+            field.name, f"must be one of {', '.join(map(str, allowed))}, got {value!r}."
+        )
+
+
+# Settings that a search and a retraining share, declared once for both configs.
+_SHARED: dict[str, dict[str, Any]] = {
+    "data": dict(
+        default="fashion-mnist",
+        help="data source: a built-in name, an image folder or a list file",
+        metavar="D",
+    ),
+    "data_root": dict(default=None, help="image root for a list-file data source", metavar="DIR"),
+    "seed": dict(default=0, help="seed of every source of randomness"),
+    "in_channels": dict(
+        default=None, help="input channels (default: the space's)", choices=IN_CHANNELS
+    ),
+    "workers": dict(default=0, help="data-loading worker processes"),
+    "device": dict(default="auto", help="where the run's steps run", choices=COMPUTE_DEVICES),
+    "precision": dict(
+        default="auto",
+        help="numeric precision of the steps (default auto: bf16 autocast on a GPU that has it, "
+        "else fp16; fp32 on the CPU)",
+        choices=PRECISIONS,
+    ),
+    "deterministic": dict(
+        default=False,
+        help="bit-exact CUDA kernels, so that a resumed run ends exactly as an uninterrupted "
+        "one (slower on a GPU; the CPU is exact already)",
+    ),
+}
+
+
+def shared_setting(name: str) -> Any:
+    """The field of a setting that searches and retrainings share (``data``, ``seed``,
+    ``device``, ``precision``, ...), declared once for both."""
+    spec = dict(_SHARED[name])
+    return setting(spec.pop("default"), spec.pop("help"), **spec)

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import checks
 from .arch import load_architecture
 from .data import open_dataset
-from .errors import TfnasError
+from .errors import SettingError, TfnasError
 from .io import atomic_write_json, check_output, read_json
 from .latency.build import build_table
 from .latency.check import check_table
@@ -35,12 +33,14 @@ from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
 from .latency.table import load_table, target_at_fraction
+from .options import shared_setting
 from .rundir import ARCH_FILE, BEST_WEIGHTS
 from .search.config import SearchConfig
 from .search.searcher import check_target, search
 from .search.selection import standing_sentence
 from .space import load_space
-from .train import TrainConfig, evaluate_weights, train
+from .train import evaluate_weights, train
+from .train_config import TrainConfig
 
 FORMAT = "tfnas-pipeline"
 VERSION = 1
@@ -56,10 +56,10 @@ class PipelineConfig:
     lut: str
     target_ms: float | None = None
     target_fraction: float | None = None  # of the table's feasible range, when no target_ms
-    data: str = "fashion-mnist"
-    data_root: str | None = None
-    seed: int = 0
-    device: str = "auto"  # where search and retraining run (latency: the table's device)
+    data: str = shared_setting("data")
+    data_root: str | None = shared_setting("data_root")
+    seed: int = shared_setting("seed")
+    device: str = shared_setting("device")  # search and retraining (latency: the table's)
     lut_device: str = "cpu"  # used only when the table has to be built
     lut_threads: int = 1
     lut_batch_size: int = 1
@@ -73,15 +73,16 @@ class PipelineConfig:
             raise TfnasError("give the latency target as --target-ms or --target-fraction.")
         if self.arch is None and self.target_ms is None and self.target_fraction is None:
             raise TfnasError("give the latency target as --target-ms or --target-fraction.")
-        checks.optional(checks.positive, self.target_ms, "--target-ms")
-        checks.optional(checks.within, self.target_fraction, "--target-fraction", 0, 1)
+        checks.optional(checks.positive, self.target_ms, "target_ms")
+        checks.optional(checks.within, self.target_fraction, "target_fraction", 0, 1)
         if self.calibrate_archs and self.calibrate_archs < 3:
-            raise TfnasError("--calibrate-archs must be 0 (no calibration) or at least 3.")
+            raise SettingError("calibrate_archs", "must be 0 (no calibration) or at least 3.")
         self._validate_steps()
 
     def _validate_steps(self) -> None:
         """The search's and the retraining's settings, checked before any step runs (the
-        target is checked on its own); their flags named as the pipeline spells them."""
+        target is checked on its own); an error names the setting within its step
+        (``search.epochs``)."""
         common = dict(data=self.data, data_root=self.data_root, seed=self.seed)
         for part, make in (
             ("search", lambda: SearchConfig(self.space, self.lut, 1.0, **common, **self.search)),
@@ -91,10 +92,8 @@ class PipelineConfig:
                 make().validate()
             except TypeError as exc:  # an API caller's unknown setting
                 raise TfnasError(f"the pipeline's {part} settings: {exc}.") from None
-            except TfnasError as exc:
-                raise TfnasError(
-                    re.sub(r"--([a-z][a-z-]*)", partial(_step_flag, part), str(exc))
-                ) from None
+            except SettingError as exc:
+                raise exc.within(part) from None
 
 
 @dataclass
@@ -356,18 +355,6 @@ class Pipeline:
         out["drift"] = profile.get("drift")
         out["measured_drift_corrected_ms"] = profile.get("measured_drift_corrected_ms")
         return out
-
-
-# the pipeline's flags of step settings are --search-NAME / --train-NAME, except these
-_STEP_FLAGS = {
-    ("search", "weight-lr"): "--search-lr",
-    ("search", "precision"): "--precision",
-    ("train", "precision"): "--precision",
-}
-
-
-def _step_flag(part: str, flag: re.Match[str]) -> str:
-    return _STEP_FLAGS.get((part, flag.group(1)), f"--{part}-{flag.group(1)}")
 
 
 def ensure_table(

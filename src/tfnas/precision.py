@@ -1,4 +1,4 @@
-"""Numeric precision of search and training steps: ``--precision auto|bf16|fp16|fp32``.
+"""Numeric precision of search and training steps: ``precision`` auto, bf16, fp16 or fp32.
 
 ``auto`` is bf16 autocast on a GPU that supports it (fp16 with loss scaling on one that does
 not) and fp32 on the CPU, where lower precision is rarely faster and changes results. bf16
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import TfnasError
+from .errors import SettingError
 from .options import PRECISIONS
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -48,12 +48,12 @@ class Precision:
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """``name`` (one of :data:`PRECISIONS`) made concrete for ``device``."""
     if name not in PRECISIONS:
-        raise TfnasError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}.")
+        raise SettingError("precision", f"must be one of {', '.join(PRECISIONS)}, got {name!r}.")
     if name == "auto":
         if device.type != "cuda":
             name = "fp32"
         else:
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if name == "fp16" and device.type != "cuda":
-        raise TfnasError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 or fp32.")
+        raise SettingError("precision", "fp16 needs a CUDA GPU; on the CPU use bf16 or fp32.")
     return Precision(name, device.type)

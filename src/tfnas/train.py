@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Subset
 
-from . import checks
 from .arch import architecture_from_dict, load_architecture
 from .data import open_dataset
 from .distributed import (
@@ -43,86 +42,11 @@ from .errors import TfnasError
 from .loader import Batches, Shard
 from .nn.batchnorm import recalibrate_batchnorm
 from .nn.network import Network
-from .options import COMPUTE_DEVICES, IN_CHANNELS, PRECISIONS
+from .options import option_name
 from .precision import resolve_precision
 from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, RunDir, dataclass_defaults, save_state
 from .space import SearchSpace, load_space
-
-BN_AUTO_BATCHES = 50
-BN_AUTO_BELOW_STEPS = 1000
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (checked again on resume)."""
-
-    arch: str
-    space: str | None = None
-    data: str = "fashion-mnist"
-    data_root: str | None = None
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float | None = None  # default: the paper's 0.2 at batch 512, scaled linearly
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    warmup_epochs: float | None = None  # default: 2% of the epochs (5 of 250), at least 0.5
-    label_smoothing: float = 0.1
-    dropout: float | None = None  # default: the space's head dropout
-    drop_connect: float = 0.2
-    grad_clip: float = 5.0
-    ema_decay: float | None = None  # e.g. 0.999; None: no EMA
-    # training batches that re-estimate the batch-norm statistics before every evaluation
-    # (tfnas.nn.batchnorm); None: BN_AUTO_BATCHES for runs of fewer than BN_AUTO_BELOW_STEPS
-    # steps, whose running statistics have not settled, else none
-    bn_batches: int | None = None
-    precision: str = "auto"  # bf16 (or fp16) autocast on a GPU, fp32 on the CPU
-    deterministic: bool = False  # bit-exact CUDA kernels (exact resume on a GPU; slower)
-    seed: int = 0
-    limit: int | None = None  # train on a seeded subset of this many images
-    in_channels: int | None = None
-    workers: int = 0
-    device: str = "auto"
-    channels_last: bool = True  # NHWC activations: 1.2-1.7x faster training steps on CPU
-
-    def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
-
-    def resolved_bn_batches(self, steps_per_epoch: int) -> int:
-        if self.bn_batches is not None:
-            return self.bn_batches
-        return BN_AUTO_BATCHES if self.epochs * steps_per_epoch < BN_AUTO_BELOW_STEPS else 0
-
-    def resolved_warmup(self) -> float:
-        if self.warmup_epochs is not None:
-            return self.warmup_epochs
-        return min(self.epochs / 2, max(0.5, 0.02 * self.epochs))
-
-    def validate(self) -> None:
-        """Refuse a setting no training can run with, naming its flag."""
-        checks.at_least(self.epochs, "--epochs", 1)
-        checks.at_least(self.batch_size, "--batch-size", 1)
-        checks.at_least(self.workers, "--workers", 0)
-        checks.optional(checks.at_least, self.limit, "--limit", 1)
-        checks.optional(checks.positive, self.lr, "--lr")
-        checks.within(self.momentum, "momentum", 0, 1, high_open=True)
-        checks.non_negative(self.weight_decay, "--weight-decay")
-        checks.optional(checks.non_negative, self.warmup_epochs, "--warmup-epochs")
-        checks.within(self.label_smoothing, "--label-smoothing", 0, 1, high_open=True)
-        checks.optional(checks.within, self.dropout, "--dropout", 0, 1, high_open=True)
-        checks.within(self.drop_connect, "--drop-connect", 0, 1, high_open=True)
-        checks.positive(self.grad_clip, "grad_clip")
-        checks.optional(checks.within, self.ema_decay, "--ema", 0, 1, low_open=True, high_open=True)
-        checks.optional(checks.at_least, self.bn_batches, "--bn-batches", 0)
-        if self.precision not in PRECISIONS:
-            raise TfnasError(f"--precision must be one of {', '.join(PRECISIONS)}.")
-        if self.device not in COMPUTE_DEVICES:
-            raise TfnasError(
-                f"--device must be one of {', '.join(COMPUTE_DEVICES)}, got {self.device}."
-            )
-        if self.in_channels not in (None, *IN_CHANNELS):
-            raise TfnasError(f"--in-channels must be 1 or 3, got {self.in_channels}.")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TfnasError("--device cuda was asked for, but torch sees no CUDA GPU here.")
+from .train_config import TrainConfig
 
 
 @torch.no_grad()
@@ -172,7 +96,8 @@ class Trainer:
             asdict(config),
             resume,
             dataclass_defaults(TrainConfig),
-            flags={"arch": "ARCH.json", "ema_decay": "--ema"},
+            flags={f.name: f"--{option_name(f)}" for f in fields(TrainConfig)}
+            | {"arch": "ARCH.json"},
         )
         self.device, self.dist = process_device(config.device)
         if config.deterministic:

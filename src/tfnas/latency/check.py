@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..arch import random_architecture
-from ..errors import TfnasError
+from ..errors import SettingError, TfnasError
 from ..space import SearchSpace
 from .drift import Drift, say_no_reference, table_reference
 from .measure import LatencyMeter
@@ -120,7 +120,7 @@ def check_table(
     produces, and the fair check of a table for a runtime that steps between its knots.
     """
     if archs < 1:
-        raise TfnasError(f"--archs must be at least 1, got {archs}.")
+        raise SettingError("archs", f"must be at least 1, got {archs}.")
     if calibrate and archs < 3:
         raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
     classes = table.meta.get("classes")

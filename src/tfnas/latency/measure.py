@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import TfnasError
+from ..errors import SettingError, TfnasError
 from ..options import TIMING_DEVICES
 
 
@@ -166,11 +166,11 @@ class LatencyMeter:
     ) -> None:
         check_device(device)
         if policy is not None and policy.back_to_back < 1:
-            raise TfnasError(f"--back-to-back must be at least 1, got {policy.back_to_back}.")
+            raise SettingError("back_to_back", f"must be at least 1, got {policy.back_to_back}.")
         if threads < 1:
-            raise TfnasError(f"--threads must be at least 1, got {threads}.")
+            raise SettingError("threads", f"must be at least 1, got {threads}.")
         if batch_size < 1:
-            raise TfnasError(f"--batch-size must be at least 1, got {batch_size}.")
+            raise SettingError("batch_size", f"must be at least 1, got {batch_size}.")
         self.device = device
         self.threads = threads
         self.batch_size = batch_size
@@ -251,7 +251,7 @@ class LatencyMeter:
         back: a slow spell then weighs on all of them alike (what a ratio between them needs,
         such as a network's latency against a reference network's)."""
         if rounds < 1:
-            raise TfnasError(f"--rounds must be at least 1, got {rounds}.")
+            raise SettingError("rounds", f"must be at least 1, got {rounds}.")
         calls = [self.runner(module, shape) for module, shape in items]
         windows: list[list[list[float]]] = [[] for _ in calls]
         for r in range(rounds):

@@ -20,7 +20,7 @@ import torch
 
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
-from ..errors import TfnasError
+from ..errors import SettingError, TfnasError
 from ..io import atomic_write_json, read_json
 from ..space import SearchSpace
 
@@ -396,6 +396,6 @@ def target_at_fraction(space: SearchSpace, table: LatencyTable, fraction: float)
     """The latency (ms, 4 decimals) ``fraction`` of the way from the fastest to the slowest
     architecture of ``space`` on ``table``."""
     if not 0 <= fraction <= 1:
-        raise TfnasError(f"--target-fraction must lie in [0, 1], got {fraction}.")
+        raise SettingError("target_fraction", f"must lie in [0, 1], got {fraction}.")
     r = latency_range(space, table)
     return round(r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms), 4)
