@@ -26,7 +26,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".block": ("BlockSpec", "OpSpec"),
     ".complexity": ("NetworkCost", "count_params", "network_cost"),
     ".data": ("ImageData", "open_dataset", "search_split_indices", "split_for_search"),
-    ".errors": ("ArchitectureError", "DataError", "SpaceError", "TfnasError"),
+    ".errors": ("ArchitectureError", "DataError", "SettingError", "SpaceError", "TfnasError"),
     ".export": ("export_network",),
     ".latency.build": ("build_table",),
     ".latency.check": ("CheckResult", "check_table"),
