@@ -11,7 +11,6 @@ are plain tensors and strings, loadable with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import sys
@@ -32,12 +31,10 @@ from .distributed import (
     barrier,
     broadcast_buffers,
     check_agreement,
-    process_device,
     resolve_device,
-    set_deterministic,
-    shutdown,
     state_digest,
 )
+from .engine import place_run, restore_rng, rng_state, run_to_end
 from .errors import TfnasError
 from .loader import Batches, Shard
 from .nn.batchnorm import recalibrate_batchnorm
@@ -99,9 +96,8 @@ class Trainer:
             flags={f.name: f"--{option_name(f)}" for f in fields(TrainConfig)}
             | {"arch": "ARCH.json"},
         )
-        self.device, self.dist = process_device(config.device)
-        if config.deterministic:
-            set_deterministic(self.device)
+        place = place_run(config.device, config.deterministic, config.channels_last)
+        self.device, self.dist, self.memory_format = place.device, place.dist, place.memory_format
         self.progress = self.progress and self.dist.is_main
         channels = config.in_channels or self.space.input_channels
         size = self.space.input_size
@@ -122,9 +118,6 @@ class Trainer:
         self.net = Network(self.space, self.arch, self.train_data.num_classes, channels)
         self.net.set_regularisation(config.dropout, config.drop_connect)
         self.net.to(self.device)
-        self.memory_format = (
-            torch.channels_last if config.channels_last else torch.contiguous_format
-        )
         self.net.to(memory_format=self.memory_format)
         self.model: torch.nn.Module = self.net
         if self.dist.active:
@@ -187,7 +180,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(self.device),
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -216,7 +209,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        restore_rng(state, self.device)
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         self.epoch = int(state["epoch"])
@@ -373,20 +366,7 @@ def train(
     config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
-    trainer = None
-    try:
-        trainer = Trainer(config, run_dir, resume, progress)
-        return trainer.run()
-    except BaseException:
-        if trainer is not None and trainer.dist.is_main:
-            trainer.rundir.discard_if_unstarted()
-        raise
-    finally:
-        # Under torchrun, DistributedDataParallel's reducer goes before the process group
-        # does: torn down after it (at exit, by the garbage collector) it can abort.
-        del trainer
-        gc.collect()
-        shutdown()
+    return run_to_end(lambda: Trainer(config, run_dir, resume, progress))
 
 
 def trained_network(

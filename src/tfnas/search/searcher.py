@@ -28,12 +28,10 @@ from ..distributed import (
     all_sum,
     barrier,
     check_agreement,
-    process_device,
     same_everywhere,
-    set_deterministic,
-    shutdown,
     text_digest,
 )
+from ..engine import place_run, restore_rng, rng_state, run_to_end
 from ..errors import TfnasError
 from ..latency.table import LatencyTable, latency_range, load_table
 from ..loader import Batches, Shard
@@ -119,13 +117,9 @@ class Searcher:
         self.rundir = RunDir(self.run_dir, "search", SEARCH_CHECKPOINT)
         self.rundir.guard(config.to_dict(), resume, dataclass_defaults(SearchConfig))
         self.weights, self.arch_data = self._open_data()
-        self.device, self.dist = process_device(config.device)
-        if config.deterministic:
-            set_deterministic(self.device)
+        place = place_run(config.device, config.deterministic, config.channels_last)
+        self.device, self.dist, self.memory_format = place.device, place.dist, place.memory_format
         self.progress = self.progress and self.dist.is_main
-        self.memory_format = (
-            torch.channels_last if config.channels_last else torch.contiguous_format
-        )
         self.net = self._build_supernet()
         self.precision = resolve_precision(config.precision, self.device)
         self._check_memory()
@@ -233,11 +227,9 @@ class Searcher:
             "weight_opt": self.weight_opt.state_dict(),
             "arch_opt": self.arch_opt.state_dict(),
             "sampler": self.sampler.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **rng_state(self.device),
             "current": json.dumps(self.current.to_dict()) if self.current else "",
         }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         if self.precision.scales_loss:
             state["weight_scaler"] = self.weight_scaler.state_dict()
             state["arch_scaler"] = self.arch_scaler.state_dict()
@@ -252,9 +244,7 @@ class Searcher:
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.arch_opt.load_state_dict(state["arch_opt"])
         self.sampler.set_state(state["sampler"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        restore_rng(state, self.device)
         if self.precision.scales_loss and "weight_scaler" in state:
             self.weight_scaler.load_state_dict(state["weight_scaler"])
             self.arch_scaler.load_state_dict(state["arch_scaler"])
@@ -620,13 +610,4 @@ def search(
     config: SearchConfig, run_dir: str | Path, resume: bool = False, **kwargs: Any
 ) -> SearchResult:
     """Run (or resume) a search and write ``run_dir/arch.json``."""
-    searcher = None
-    try:
-        searcher = Searcher(config, run_dir, resume, **kwargs)
-        return searcher.run()
-    except BaseException:
-        if searcher is not None and searcher.dist.is_main:
-            searcher.rundir.discard_if_unstarted()
-        raise
-    finally:
-        shutdown()
+    return run_to_end(lambda: Searcher(config, run_dir, resume, **kwargs))
