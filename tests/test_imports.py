@@ -93,6 +93,8 @@ LAYERS = (
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
      "search.selection", "search.path_score", "search.searcher"),
     ("train", "pipeline", "sweep", "report", "report.sections", "report.page", "report.figures"),
+    ("cli.output", "cli.arguments"),
+    ("cli.inspect", "cli.lut", "cli.runs", "cli.workflows"),
     ("cli", "runners", "runners.ort", "__main__", ""),
 )  # fmt: skip
 

@@ -9,7 +9,8 @@ import typing
 
 import pytest
 
-from tfnas.cli import PIPELINE_WIDE, build_parser, main
+from tfnas.cli import build_parser, main
+from tfnas.cli.arguments import PIPELINE_WIDE
 from tfnas.errors import SettingError
 from tfnas.options import option_name
 from tfnas.pipeline import PipelineConfig

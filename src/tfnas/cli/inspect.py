@@ -1,0 +1,338 @@
+"""The commands that inspect inputs: spaces, space show, arch random, info, data show."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from ..io import check_output
+from ..options import (
+    IN_CHANNELS,
+)
+from .arguments import whole_number
+from .output import millions, print_json, text_table
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from ..space import builtin_space_names, load_space
+
+    spaces = [load_space(name) for name in builtin_space_names()]
+    if args.json:
+        print_json([{"name": s.name, "hash": s.hash, "description": s.description} for s in spaces])
+        return 0
+    rows = [
+        (
+            s.name,
+            f"{s.input_size}px x{s.input_channels}",
+            len(s.stages),
+            sum(st.blocks for st in s.stages),
+            len(s.stages[0].ops),
+            s.hash,
+        )
+        for s in spaces
+    ]
+    print(text_table(rows, ("space", "input", "stages", "blocks", "ops", "hash")))
+    for s in spaces:
+        print(f"\n{s.name}: {s.description}")
+    print("\nA YAML file of your own works wherever a space name does (tfnas space show FILE).")
+    return 0
+
+
+def cmd_space_show(args: argparse.Namespace) -> int:
+    from ..space import load_space
+
+    space = load_space(args.space)
+    if args.json:
+        print_json({**space.to_dict(), "hash": space.hash})
+        return 0
+    print(f"space {space.name} (hash {space.hash}, from {space.source})")
+    if space.description:
+        print(space.description)
+    print(
+        f"input {space.input_size}x{space.input_size}, {space.input_channels} channel(s); "
+        f"{space.classes} classes by default"
+    )
+    for i, layer in enumerate(space.stem):
+        res, ch = space.stem_geometry[i]
+        extra = f" e{layer.expansion} se{layer.se_channels}" if layer.kind == "mbconv" else ""
+        print(
+            f"stem {i + 1}: {layer.kind} k{layer.kernel}{extra} {ch}->{layer.out_channels} "
+            f"s{layer.stride} {layer.act} @{res}px"
+        )
+    rows = []
+    for s, stage in enumerate(space.stages):
+        for pos in space.positions[s]:
+            bounds: dict[str, str] = {}
+            for b in space.candidates(s, pos.index):
+                bounds.setdefault(f"e{b.expansion}", f"{b.min_width}..{b.max_width}")
+            depth = f"{stage.min_depth}..{stage.blocks}" if pos.index == 0 else ""
+            ops = " ".join(op.label for op in stage.ops) if pos.index == 0 else ""
+            rows.append(
+                (
+                    f"s{s + 1}.b{pos.index + 1}",
+                    depth,
+                    pos.resolution,
+                    f"{pos.in_channels}->{pos.out_channels}",
+                    pos.stride,
+                    pos.act,
+                    ", ".join(f"{e} {w}" for e, w in bounds.items()),
+                    ops,
+                )
+            )
+    print(
+        text_table(
+            rows,
+            (
+                "block",
+                "depths",
+                "res",
+                "channels",
+                "stride",
+                "act",
+                "mid-width bounds",
+                "candidate ops",
+            ),
+        )
+    )
+    head = space.head
+    conv = (
+        f"conv 1x1 {space.final_channels}->{head.out_channels} {head.act}, "
+        if head.out_channels
+        else ""
+    )
+    print(f"head: {conv}avg pool, dropout {head.dropout}, linear")
+    return 0
+
+
+def cmd_arch_random(args: argparse.Namespace) -> int:
+    from ..arch import random_architecture
+    from ..space import load_space
+
+    check_output(args.out, "--out", "file")
+
+    space = load_space(args.space)
+    arch = random_architecture(space, args.seed)
+    arch.save(args.out)
+    print(f"wrote {args.out}: {arch.describe()}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..arch import load_architecture
+    from ..complexity import network_cost
+    from ..nn.network import Network
+
+    arch, space = load_architecture(args.arch, args.space)
+    in_channels = args.in_channels or space.input_channels
+    data = None
+    if args.data:
+        from ..data import open_dataset
+
+        data = open_dataset(
+            args.data,
+            "test",
+            image_size=space.input_size,
+            channels=in_channels,
+            root=args.data_root,
+        )
+    num_classes = args.classes or (data.num_classes if data else space.classes)
+    net = Network(space, arch, num_classes, in_channels)
+    cost = network_cost(net)
+    batch = _forward_batch(net, data, args.batch_size) if data else None
+    if args.json:
+        out = {
+            "architecture": str(args.arch),
+            "space": space.name,
+            "space_hash": space.hash,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "depths": list(arch.depths),
+            **cost.to_dict(),
+        }
+        if batch:
+            out["batch"] = batch
+        print_json(out)
+        return 0
+    print(
+        f"{args.arch}: space {space.name}, depths {'-'.join(map(str, arch.depths))}, "
+        f"{num_classes} classes, {in_channels} input channel(s)"
+    )
+    rows = []
+    for p in cost.parts:
+        width = f"{p.width} ({p.min_width}..{p.max_width})" if p.width is not None else ""
+        rows.append((p.name, p.label, width, f"{p.params:,}", f"{p.macs / 1e6:.2f}M"))
+    print(text_table(rows, ("part", "block", "mid width (bounds)", "params", "MACs")))
+    print(
+        f"total: {millions(cost.params)} params, {cost.macs / 1e6:.2f}M MACs "
+        f"({cost.flops / 1e6:.2f}M FLOPs) at {cost.input_shape[2]}x{cost.input_shape[3]}"
+    )
+    if batch:
+        print(
+            f"real batch of {batch['size']} {data.name} test images: "
+            f"logits {batch['logits_shape']}, "
+            f"cross-entropy {batch['loss']:.3f} (untrained: ln {num_classes} = "
+            f"{batch['chance_loss']:.3f}), {batch['ms']:.1f} ms forward"
+        )
+    return 0
+
+
+def _forward_batch(net, data, batch_size: int) -> dict[str, Any]:
+    """Run one real batch through the (untrained) network: proves data and net fit together."""
+    import time
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    images, labels = next(iter(DataLoader(data.dataset, batch_size=batch_size, shuffle=False)))
+    net.eval()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        logits = net(images)
+        ms = (time.perf_counter() - start) * 1e3
+        loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return {
+        "size": len(images),
+        "input_shape": list(images.shape),
+        "logits_shape": list(logits.shape),
+        "loss": loss,
+        "chance_loss": math.log(data.num_classes),
+        "ms": ms,
+    }
+
+
+def _check_images(source: str, parts) -> None:
+    """Decode every image file of the data's parts; refuse, naming them, unreadable ones."""
+    from tqdm import tqdm
+
+    from ..data import image_files, unreadable_images
+    from ..errors import DataError
+
+    files = sorted({f for part in parts for f in image_files(part)})
+    with tqdm(
+        total=len(files), desc="reading images", unit="image", disable=not sys.stderr.isatty()
+    ) as bar:
+        bad = unreadable_images(files, bar.update)
+    if bad:
+        shown = ", ".join(f"{path} ({reason})" for path, reason in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(
+            f"{len(bad)} of the {len(files)} image files of {source} cannot be read: "
+            f"{shown}{more}; remove or replace them."
+        )
+    print(f"all {len(files)} image files of {source} decode", file=sys.stderr)
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from ..data import open_dataset, search_split_indices
+    from ..space import load_space
+
+    space = load_space(args.space)
+    channels = args.in_channels or space.input_channels
+    train = open_dataset(
+        args.data, "train", image_size=space.input_size, channels=channels, root=args.data_root
+    )
+    weight_idx, arch_idx = search_split_indices(
+        len(train), args.arch_fraction, args.seed, args.limit
+    )
+    image, _ = train.dataset[0]
+    out = {
+        "data": args.data,
+        "train_images": len(train),
+        "classes": list(train.classes),
+        "image_shape": list(image.shape),
+        "search_weight_part": len(weight_idx),
+        "search_architecture_part": len(arch_idx),
+        "seed": args.seed,
+    }
+    test = open_dataset(
+        args.data, "test", image_size=space.input_size, channels=channels, root=args.data_root
+    )
+    out["test_images"] = len(test)
+    if args.check:
+        _check_images(args.data, [train, test])
+    if args.json:
+        print_json(out)
+        return 0
+    print(
+        f"{args.data}: {out['train_images']} training images"
+        + f", {out['test_images']} test images"
+        + f", {len(train.classes)} classes ({', '.join(train.classes)})"
+    )
+    print(f"as seen by {space.name}: tensors of shape {tuple(image.shape)}")
+    print(
+        f"search split (seed {args.seed}): {len(weight_idx)} images train the weights, "
+        f"{len(arch_idx)} the architecture"
+    )
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The inspect commands' parsers."""
+    p = sub.add_parser("spaces", help="list the built-in search spaces")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_spaces)
+
+    p = sub.add_parser("space", help="inspect a search space")
+    space_sub = p.add_subparsers(dest="space_command", required=True, metavar="ACTION")
+    q = space_sub.add_parser("show", help="show a space's stages, ops and width bounds")
+    q.add_argument("space", metavar="NAME|FILE", help="built-in space name or YAML file")
+    q.add_argument("--json", action="store_true", help="the canonical space as JSON")
+    q.set_defaults(func=cmd_space_show)
+
+    p = sub.add_parser("arch", help="make architecture files")
+    arch_sub = p.add_subparsers(dest="arch_command", required=True, metavar="ACTION")
+    q = arch_sub.add_parser("random", help="a uniformly random architecture of a space")
+    q.add_argument("--space", required=True, metavar="NAME|FILE")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True, metavar="ARCH.json", help="architecture file to write")
+    q.set_defaults(func=cmd_arch_random)
+
+    p = sub.add_parser("info", help="params, FLOPs and per-block table of an architecture")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument(
+        "--space",
+        metavar="NAME|FILE",
+        help="the architecture's space, when it is not a built-in one",
+    )
+    p.add_argument(
+        "--classes", type=whole_number(2), help="number of classes (default: the data's or space's)"
+    )
+    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS, help="input channels")
+    p.add_argument("--data", metavar="D", help="also run one real batch of this data through it")
+    p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
+    p.add_argument(
+        "--batch-size", type=whole_number(1), default=32, help="images in the --data batch"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("data", help="inspect a data source")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = data_sub.add_parser("show", help="sizes, classes and the search split of a data source")
+    q.add_argument(
+        "data",
+        metavar="D",
+        help="fashion-mnist | mnist | cifar10 | NAME:DIR | image folder | list file",
+    )
+    q.add_argument("--space", default="tfnas-small", metavar="NAME|FILE")
+    q.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
+    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
+    q.add_argument(
+        "--arch-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training images that trains the architecture in a search",
+    )
+    q.add_argument(
+        "--limit", type=whole_number(2), help="split only a seeded subset of this many images"
+    )
+    q.add_argument("--seed", type=int, default=0, help="seed of the search split")
+    q.add_argument(
+        "--check",
+        action="store_true",
+        help="decode every image file (image folders, list files) and name unreadable ones",
+    )
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_data_show)

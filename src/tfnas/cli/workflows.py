@@ -1,0 +1,179 @@
+"""The commands that chain runs: pipeline, sweep, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..io import check_output
+from ..search.config import SearchConfig
+from ..train_config import TrainConfig
+from .arguments import PIPELINE_WIDE, add_runner_options, add_settings, settings_given, whole_number
+from .lut import _runner
+from .output import millions, print_json, text_table
+
+
+def _pipeline_config(args: argparse.Namespace, **target: Any):
+    """The pipeline settings of ``tfnas pipeline`` and ``tfnas sweep`` (``target``: the
+    target_ms / target_fraction fields, when the command has them)."""
+    import torch
+
+    from ..pipeline import PipelineConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # the one --precision and --deterministic of the pipeline go to both steps
+    shared = settings_given(args, SearchConfig, only=("precision", "deterministic"))
+    return PipelineConfig(
+        space=args.space,
+        lut=args.lut,
+        data=args.data,
+        data_root=args.data_root,
+        seed=args.seed,
+        device=args.device,
+        calibrate_archs=args.calibrate_archs,
+        search=settings_given(args, SearchConfig, "search-") | shared,
+        train=settings_given(args, TrainConfig, "train-") | shared,
+        **target,
+    )
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from ..pipeline import format_summary, run_pipeline
+
+    config = _pipeline_config(
+        args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
+    )
+    summary = run_pipeline(
+        config, args.out, build_lut=args.build_lut, runner=_runner(args, timing_device=False)
+    )
+    if args.json:
+        print_json(summary)
+    else:
+        print(format_summary(summary))
+        print(f"summary in {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..sweep import parse_targets, run_sweep
+
+    targets = parse_targets(args.targets, "--targets") if args.targets else None
+    fractions = (
+        parse_targets(args.target_fractions, "--target-fractions")
+        if args.target_fractions
+        else None
+    )
+    config = _pipeline_config(args, target_ms=1.0)  # each target replaces it
+    rows = run_sweep(
+        config,
+        args.out,
+        targets,
+        fractions,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+        build_lut=args.build_lut,
+        runner=_runner(args, timing_device=False),
+    )
+    table = [
+        (
+            r["target"],
+            f"{r['measured_ms']:.3f}",
+            f"{r['measured_vs_target_pct']:+.1f}%",
+            f"{r['top1']:.2%}",
+            millions(r["params"]),
+        )
+        for r in rows
+    ]
+    print(text_table(table, ("target", "measured ms", "vs target", "top-1", "params")))
+    print(f"curve in {Path(args.out) / 'sweep.png'}, rows in {Path(args.out) / 'sweep.csv'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    if args.out is not None:
+        check_output(args.out, "--out", "directory")
+    report = write_report(args.run_dir, args.out)
+    print(
+        f"wrote {report.html_path} ({len(report.figure_paths)} figures, also as PNG files in "
+        f"{report.html_path.parent / 'report'})"
+    )
+    return 0
+
+
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The settings ``tfnas pipeline`` and ``tfnas sweep`` share."""
+    p.add_argument("--space", required=True, metavar="NAME|FILE")
+    p.add_argument(
+        "--lut",
+        required=True,
+        metavar="LUT.json",
+        help="latency table of the space on this device (see --build-lut)",
+    )
+    p.add_argument(
+        "--build-lut",
+        action="store_true",
+        help="when --lut does not exist, measure it there on this CPU (or through --runner) "
+        "first and calibrate it (minutes); without this flag a missing table is an error",
+    )
+    add_runner_options(p)
+    # what the pipeline sets for both steps, declared once for both (options.shared_setting)
+    add_settings(p, SearchConfig, only=("data", "data_root", "seed", "device"))
+    p.add_argument(
+        "--calibrate-archs",
+        type=int,
+        default=30,
+        metavar="N",
+        help="whole networks measured to calibrate a new table (0: none)",
+    )
+    # every setting of the two steps, as --search-NAME / --train-NAME; those the pipeline
+    # sets for both steps itself are its own options
+    add_settings(p, SearchConfig, prefix="search-", skip=PIPELINE_WIDE, given_only=True)
+    add_settings(p, TrainConfig, prefix="train-", skip=PIPELINE_WIDE, given_only=True)
+    add_settings(p, SearchConfig, only=("precision", "deterministic"), given_only=True)
+    p.add_argument("--threads", type=whole_number(1), help="CPU threads for search and retraining")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory; run again with the same settings to resume",
+    )
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The workflows commands' parsers."""
+    p = sub.add_parser(
+        "pipeline",
+        help="the whole chain: latency table -> search -> retrain -> evaluate -> profile",
+    )
+    _pipeline_args(p)
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
+    target.add_argument(
+        "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
+    )
+    target.add_argument(
+        "--arch",
+        metavar="ARCH.json",
+        help="retrain, evaluate and profile this architecture instead of searching one",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser(
+        "sweep", help="a pipeline per latency target, and the accuracy-latency curve"
+    )
+    _pipeline_args(p)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--targets", metavar="T1,T2,...", help="latency targets in ms")
+    target.add_argument(
+        "--target-fractions", metavar="F1,F2,...", help="targets as fractions of the range"
+    )
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("report", help="an HTML report (and PNG figures) of a run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a search, training or pipeline run")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR)")
+    p.set_defaults(func=cmd_report)
