@@ -322,9 +322,7 @@ def _same_space(arch_path: str, lut_path: str, table_space: str) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from ..arch import load_architecture
-    from ..complexity import network_cost
-    from ..latency.measure import summarise
-    from ..nn.network import Network
+    from ..latency.profile import profile_network
 
     table = None
     if args.lut:
@@ -334,72 +332,40 @@ def cmd_profile(args: argparse.Namespace) -> int:
     else:
         arch, space = load_architecture(args.arch, args.space)
     meter = _meter(args, (table.meta.get("model_format") if table else None) or "onnx")
-    classes = args.classes or (table.meta.get("classes") if table else None)
-    in_channels = args.in_channels or (table.meta.get("in_channels") if table else None)
-    reference = None
-    if table is not None:
-        from ..latency.drift import Drift, say_no_reference, table_reference
-
-        reference = table_reference(table, space)
-        if reference is None:
-            say_no_reference(args.lut)
-    other_device: list[str] = []
-    if table is not None:
-        from ..latency.measure import fingerprint_differences, say_other_device
-
-        other_device = fingerprint_differences(table.device, meter.fingerprint())
-        if other_device:
-            say_other_device(args.lut, other_device)
-    net = Network(space, arch, classes, in_channels)
-    timed = [(net, net.input_shape(1)[1:])]
-    if reference is not None:  # in alternation with the network: the same moments for both
-        ref_net = Network(space, reference[0], classes, in_channels)
-        timed.append((ref_net, ref_net.input_shape(1)[1:]))
-    spreads = meter.measure_spread_many(timed, args.rounds, args.gap)
-    measured, windows = spreads[0]
-    drift = Drift(reference[1], spreads[1][0]) if reference is not None else None
-    samples = [ms for w in windows for ms in w]
-    cost = network_cost(net)
-    out = {
-        "architecture": str(args.arch),
-        "device": meter.fingerprint(),
-        "statistic": meter.policy.statistic,
-        "measured_ms": measured,
-        "calls_timed": len(samples),
-        "median_ms": summarise(samples, "median"),
-        "params": cost.params,
-        "flops": cost.flops,
-        "macs": cost.macs,
-    }
-    if table is not None:
-        out["predicted_ms"] = table.predict(space, arch)
-        out["error_pct"] = (out["predicted_ms"] - measured) / measured * 100
-        out["table_device_differs"] = bool(other_device)
-        out["drift"] = drift.to_dict() if drift is not None else None
-        if drift is not None:
-            corrected = drift.corrected(measured)
-            out["measured_drift_corrected_ms"] = corrected
-            out["error_drift_corrected_pct"] = (out["predicted_ms"] - corrected) / corrected * 100
+    out = {"architecture": str(args.arch)}
+    out |= profile_network(
+        space,
+        arch,
+        meter,
+        table=table,
+        table_source=args.lut,
+        rounds=args.rounds,
+        gap_seconds=args.gap,
+        classes=args.classes,
+        in_channels=args.in_channels,
+    )
+    drift_sentence = out.pop("drift_sentence", None)
+    measured = out["measured_ms"]
     if args.json:
         print_json(out)
         return 0
     print(
         f"{args.arch} on {args.device} ({meter.threads} thread(s), batch {meter.batch_size}): "
-        f"{measured:.3f} ms (best {meter.policy.statistic} of {len(windows)} windows, "
-        f"{len(samples)} calls; median of all calls {out['median_ms']:.3f} ms)"
+        f"{measured:.3f} ms (best {meter.policy.statistic} of {out['windows']} windows, "
+        f"{out['calls_timed']} calls; median of all calls {out['median_ms']:.3f} ms)"
     )
     if table is not None:
         print(
             f"predicted by {args.lut}: {out['predicted_ms']:.3f} ms "
             f"({out['error_pct']:+.1f}% against measured)"
         )
-        if drift is not None:
-            print(drift.sentence())
+        if drift_sentence is not None:
+            print(drift_sentence)
             print(
                 f"drift-corrected: measured {out['measured_drift_corrected_ms']:.3f} ms, "
                 f"predicted {out['error_drift_corrected_pct']:+.1f}% against it"
             )
-    print(f"{millions(cost.params)} params, {cost.macs / 1e6:.2f}M MACs")
+    print(f"{millions(out['params'])} params, {out['macs'] / 1e6:.2f}M MACs")
     return 0
 
 
