@@ -119,14 +119,14 @@ def retrain(name: str, arch_path: Path, seed: int, out: Path) -> dict[str, Any]:
     config = TrainConfig(arch=str(arch_path), space="tfnas-small", seed=seed, **RECIPE)
     started = time.perf_counter()
     result = train(config, RUNS / f"{name}-seed{seed}", resume=True, progress=False)
-    last = result["history"][-1]
+    last = result.last
     row = {
         "name": name,
         "seed": seed,
         "top1": last["test_top1"],  # after the last epoch: no choice made on the test images
-        "best_top1": result["best_top1"],
+        "best_top1": result.best_top1,
         "train_acc": last["train_acc"],
-        "epochs": result["epochs"],
+        "epochs": result.epochs,
         "recipe": RECIPE,
         "threads": torch.get_num_threads(),
         "seconds": time.perf_counter() - started,

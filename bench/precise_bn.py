@@ -45,7 +45,7 @@ def main() -> None:
                         bn_batches=bn,
                     )  # fmt: skip
                     result = train(config, Path(tmp) / f"{epochs}-{seed}-{name}", progress=False)
-                    last = result["history"][-1]
+                    last = result.last
                     row[f"test_top1_{name}"] = last["test_top1"]
                     row["train_acc"] = last["train_acc"]
                 rows.append(row)

@@ -54,7 +54,7 @@ def main() -> None:
     started = time.perf_counter()
     result = train(config, args.out, resume=True)
     wall = time.perf_counter() - started
-    history = result["history"]
+    history = result.history
     arch, space = load_architecture(args.arch)
     cost = network_cost(Network(space, arch))
     epoch_seconds = [row["seconds"] for row in history]

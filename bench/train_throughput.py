@@ -75,7 +75,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "epochs": epochs,
         "last_epoch_seconds": epochs[-1]["train_seconds"],
-        "best_top1": result["best_top1"],
+        "best_top1": result.best_top1,
     }
     if args.device == "cuda":
         out["gpu"] = torch.cuda.get_device_name()

@@ -47,7 +47,7 @@ def test_train_writes_checkpoints_metrics_and_curves(setup):
     assert [r["epoch"] for r in rows] == [0, 1]
     for key in ("train_loss", "train_acc", "test_top1", "test_top5", "test_loss", "ema_top1", "lr"):
         assert key in rows[-1]
-    assert 0 <= result["best_top1"] <= 1
+    assert 0 <= result.best_top1 <= 1
     for name in ("best.pt", "last.pt"):
         state = torch.load(run / name, weights_only=True)
         assert "model" in state and json.loads(state["arch"])["space"]["name"] == "tiny"

@@ -50,7 +50,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".search.searcher": ("SearchResult", "search as run_search"),
     ".space": ("SearchSpace", "builtin_space_names", "load_space", "parse_space"),
     ".sweep": ("run_sweep",),
-    ".train": ("evaluate", "trained_network", "train as run_training"),
+    ".train": ("TrainResult", "evaluate", "trained_network", "train as run_training"),
     ".train_config": ("TrainConfig",),
 }
 _WHERE = {

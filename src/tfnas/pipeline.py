@@ -311,10 +311,10 @@ class Pipeline:
             **c.train,
         )
         result = train(config, self.train_dir, resume=True)
-        last = result["history"][-1] if result["history"] else {}
+        last = result.last
         return {
-            "epochs": result["epochs"],
-            "best_top1": result["best_top1"],
+            "epochs": result.epochs,
+            "best_top1": result.best_top1,
             "last_train_acc": last.get("train_acc"),
         }
 

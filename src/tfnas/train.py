@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,22 @@ def evaluate(net: torch.nn.Module, loader: Iterable, device: torch.device) -> di
     loss, correct1, correct5 = sums.tolist()  # one read, after the last batch
     seen = max(1, seen)
     return {"top1": correct1 / seen, "top5": correct5 / seen, "loss": loss / seen, "images": seen}
+
+
+@dataclass
+class TrainResult:
+    """What a training run ended with."""
+
+    best_top1: float  # the best epoch's test top-1 (of the EMA weights when kept)
+    epochs: int  # epochs trained, those of earlier runs of a resumed one included
+    run_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl's rows
+    main_process: bool = True  # False in the other processes under torchrun
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last epoch's metrics (empty before the first)."""
+        return self.history[-1] if self.history else {}
 
 
 class Trainer:
@@ -219,7 +235,7 @@ class Trainer:
     def _train_loader(self) -> Iterable:
         return self.train_batches.epoch(self.config.seed * 1_000_003 + self.epoch)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> TrainResult:
         """Train the remaining epochs. Under torchrun the first process evaluates, writes
         checkpoints and metrics and reports; the others wait for it after every epoch."""
         c = self.config
@@ -274,12 +290,9 @@ class Trainer:
         if self.dist.active:  # DDP keeps the parameters in step; show that they ended so
             broadcast_buffers(self.net)
             check_agreement("weights", state_digest(self.net), self.dist, self.device)
-        return {
-            "best_top1": self.best_top1,
-            "epochs": self.epoch,
-            "history": self.history,
-            "main_process": self.dist.is_main,
-        }
+        return TrainResult(
+            self.best_top1, self.epoch, self.run_dir, self.history, self.dist.is_main
+        )
 
     def _recalibrate_batchnorm(self) -> int:
         """Re-estimate the batch-norm statistics (of the EMA too) on training batches, when
@@ -364,7 +377,7 @@ def _tensorboard(run_dir: Path):
 
 def train(
     config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool | None = None
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
     return run_to_end(lambda: Trainer(config, run_dir, resume, progress))
 

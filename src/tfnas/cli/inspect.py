@@ -8,9 +8,7 @@ import sys
 from typing import Any
 
 from ..io import check_output
-from ..options import (
-    IN_CHANNELS,
-)
+from ..options import IN_CHANNELS
 from .arguments import whole_number
 from .output import millions, print_json, text_table
 

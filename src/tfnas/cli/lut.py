@@ -25,7 +25,7 @@ from .arguments import (
 from .output import millions, print_json, text_table
 
 
-def _table_and_space(lut_path: str, space_arg: str | None):
+def table_and_space(lut_path: str, space_arg: str | None):
     """A latency table and the space it belongs to (built-in by name, or --space FILE)."""
     from ..latency.table import LatencyTableError, load_table
     from ..space import load_space
@@ -49,7 +49,7 @@ def _table_and_space(lut_path: str, space_arg: str | None):
     return table, space
 
 
-def _runner(args: argparse.Namespace, timing_device: bool = True):
+def runner_of(args: argparse.Namespace, timing_device: bool = True):
     """The external runner of ``--runner`` (None without one). Where ``--device`` says what
     times the networks (``timing_device``), the runner needs ``--device external``."""
     from ..latency.external import ExternalRunner
@@ -75,7 +75,7 @@ def _meter(args: argparse.Namespace, model_format: str = "onnx"):
         threads=args.threads,
         batch_size=args.batch_size,
         policy=TimingPolicy(statistic=args.statistic, back_to_back=args.back_to_back),
-        runner=_runner(args),
+        runner=runner_of(args),
         model_format=model_format,
     )
 
@@ -88,7 +88,7 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     check_output(args.out, "--out", "file")
 
     space = load_space(args.space)
-    runner = _runner(args)
+    runner = runner_of(args)
     if runner is not None:
         from ..latency.external import build_external_table
 
@@ -203,7 +203,7 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 def cmd_lut_range(args: argparse.Namespace) -> int:
     from ..latency.table import latency_range
 
-    table, space = _table_and_space(args.lut, args.space)
+    table, space = table_and_space(args.lut, args.space)
     r = latency_range(space, table)
     if args.json:
         print_json(
@@ -232,8 +232,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from ..latency.measure import fingerprint_differences, say_other_device
     from ..latency.meters import table_meter
 
-    table, space = _table_and_space(args.lut, args.space)
-    meter = table_meter(table, runner=_runner(args))
+    table, space = table_and_space(args.lut, args.space)
+    meter = table_meter(table, runner=runner_of(args))
     other_device = fingerprint_differences(table.device, meter.fingerprint())
     if other_device:
         say_other_device(args.lut, other_device)
@@ -326,7 +326,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     table = None
     if args.lut:
-        table, space = _table_and_space(args.lut, args.space)
+        table, space = table_and_space(args.lut, args.space)
         _same_space(args.arch, args.lut, table.space_name)
         arch, space = load_architecture(args.arch, space)
     else:

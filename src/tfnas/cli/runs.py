@@ -8,20 +8,18 @@ from pathlib import Path
 
 from ..errors import TfnasError
 from ..io import check_output
-from ..options import (
-    MODEL_FORMATS,
-)
+from ..options import MODEL_FORMATS
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
 from .arguments import add_settings, number_at_least, settings_given, whole_number
-from .lut import _table_and_space
+from .lut import table_and_space
 from .output import print_json
 
 
 def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
     from ..latency.table import target_at_fraction
 
-    table, loaded = _table_and_space(lut, space)
+    table, loaded = table_and_space(lut, space)
     return target_at_fraction(loaded, table, fraction)
 
 
@@ -106,18 +104,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ..rundir import BEST_WEIGHTS
     from ..train import train
-    from ..train_config import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(arch=args.arch, **settings_given(args, TrainConfig))
     result = train(config, args.out, resume=args.resume)
-    if not result["main_process"]:
+    if not result.main_process:
         return 0  # under torchrun, the first process reports
     print(
-        f"trained {args.arch} for {result['epochs']} epochs: best test top-1 "
-        f"{result['best_top1']:.4f}; weights in {Path(args.out) / 'best.pt'}"
+        f"trained {args.arch} for {result.epochs} epochs: best test top-1 "
+        f"{result.best_top1:.4f}; weights in {Path(args.out) / BEST_WEIGHTS}"
     )
     return 0
 

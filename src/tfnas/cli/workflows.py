@@ -11,7 +11,7 @@ from ..io import check_output
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
 from .arguments import PIPELINE_WIDE, add_runner_options, add_settings, settings_given, whole_number
-from .lut import _runner
+from .lut import runner_of
 from .output import millions, print_json, text_table
 
 
@@ -47,7 +47,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
     )
     summary = run_pipeline(
-        config, args.out, build_lut=args.build_lut, runner=_runner(args, timing_device=False)
+        config, args.out, build_lut=args.build_lut, runner=runner_of(args, timing_device=False)
     )
     if args.json:
         print_json(summary)
@@ -74,7 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         fractions,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         build_lut=args.build_lut,
-        runner=_runner(args, timing_device=False),
+        runner=runner_of(args, timing_device=False),
     )
     table = [
         (
