@@ -18,23 +18,15 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, run_tfnas, source_of
 
 
 def timed_run(src: Path, args: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(src)}
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "tfnas", *args],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        cwd=src.parent,
-    )
+    run_tfnas(src, args, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -67,27 +59,13 @@ def main() -> None:
     args = parser.parse_args()
     command = shlex.split(args.args)
     here = ROOT / "src"
-    with tempfile.TemporaryDirectory(prefix="tfnas-base-") as tmp:
-        base_tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree), args.base],
-            check=True,
-            capture_output=True,
-        )
-        try:
-            base = base_tree / "src"
-            timed_run(here, command), timed_run(base, command)  # warm the file cache
-            times: dict[str, list[float]] = {"here": [], "base": []}
-            for _ in range(args.repeats):
-                times["here"].append(timed_run(here, command))
-                times["base"].append(timed_run(base, command))
-            imported = heavy_imports(here, command)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)],
-                check=False,
-                capture_output=True,
-            )
+    with source_of(args.base) as base:
+        timed_run(here, command), timed_run(base, command)  # warm the file cache
+        times: dict[str, list[float]] = {"here": [], "base": []}
+        for _ in range(args.repeats):
+            times["here"].append(timed_run(here, command))
+            times["base"].append(timed_run(base, command))
+        imported = heavy_imports(here, command)
     medians = {k: statistics.median(v) for k, v in times.items()}
     print(
         json.dumps(

@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from common import ROOT, run_tfnas, source_of
 
-ROOT = Path(__file__).resolve().parent.parent
 LUT = ROOT / "bench" / "data" / "tfnas-small-cpu-lut.json"
 TIMINGS = {"seconds", "images_per_second", "train_seconds"}  # wall-clock figures, not results
 
 
 def run(src: Path, out: Path, args: argparse.Namespace) -> None:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    tfnas = [sys.executable, "-m", "tfnas"]
     threads = ["--threads", str(args.threads)]
     search = ["search", "--space", "tfnas-small", "--lut", str(LUT), "--target-fraction", "0.5",
               "--data", "fashion-mnist", "--limit", str(args.limit), "--epochs",
@@ -41,8 +38,7 @@ def run(src: Path, out: Path, args: argparse.Namespace) -> None:
              str(args.train_limit), "--epochs", str(args.train_epochs), "--out",
              str(out / "train")]  # fmt: skip
     for command in (search, train):
-        subprocess.run([*tfnas, *command, *threads], env=env, check=True, cwd=src.parent,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        run_tfnas(src, [*command, *threads], stdout=subprocess.DEVNULL)
 
 
 def metrics(path: Path) -> list[dict]:
@@ -86,15 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tfnas-same-") as tmp:
         tmp = Path(tmp)
-        base_tree = tmp / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree),
-                        args.base], check=True, capture_output=True)  # fmt: skip
-        try:
-            run(base_tree / "src", tmp / "base", args)
-            run(ROOT / "src", tmp / "here", args)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(base_tree)], check=False, capture_output=True)  # fmt: skip
+        with source_of(args.base) as base_src:
+            run(base_src, tmp / "base", args)
+        run(ROOT / "src", tmp / "here", args)
         base, here = tmp / "base", tmp / "here"
         result = {
             "command": "python bench/same_results.py " + " ".join(sys.argv[1:]),

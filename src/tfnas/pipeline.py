@@ -285,7 +285,8 @@ class Pipeline:
             device=c.device,
             **c.search,
         )
-        result = search(config, self.search_dir, resume=True)
+        # the space and the table this step has loaded already: each file is read once
+        result = search(config, self.search_dir, resume=True, space=space, table=table)
         standing = result.standing
         return {
             "target_ms": target,
