@@ -22,10 +22,12 @@ from __future__ import annotations
 import copy
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -38,6 +40,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
 from .errors import DataError
 from .options import IN_CHANNELS
@@ -338,6 +341,46 @@ def unreadable_images(
         if progress is not None:
             progress(1)
     return bad
+
+
+def check_images(source: str, parts: Sequence[ImageData], show_progress: bool = False) -> int:
+    """Decode every image file of the data's ``parts``; refuse, naming them, unreadable ones.
+    Returns how many files were read (none for data held in memory)."""
+    files = sorted({f for part in parts for f in image_files(part)})
+    with tqdm(
+        total=len(files), desc="reading images", unit="image", disable=not show_progress
+    ) as bar:
+        bad = unreadable_images(files, bar.update)
+    if bad:
+        shown = ", ".join(f"{path} ({reason})" for path, reason in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(
+            f"{len(bad)} of the {len(files)} image files of {source} cannot be read: "
+            f"{shown}{more}; remove or replace them."
+        )
+    return len(files)
+
+
+def one_batch_through(net: torch.nn.Module, data: ImageData, batch_size: int) -> dict[str, Any]:
+    """One real batch of ``data`` through ``net`` (untrained): proves that the data and the
+    network fit together, and what the loss of an untrained network is."""
+    images, labels = next(
+        iter(torch.utils.data.DataLoader(data.dataset, batch_size=batch_size, shuffle=False))
+    )
+    net.eval()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        logits = net(images)
+        ms = (time.perf_counter() - start) * 1e3
+        loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return {
+        "size": len(images),
+        "input_shape": list(images.shape),
+        "logits_shape": list(logits.shape),
+        "loss": loss,
+        "chance_loss": math.log(data.num_classes),
+        "ms": ms,
+    }
 
 
 def open_dataset(

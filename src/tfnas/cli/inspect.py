@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from typing import Any
 
 from ..io import check_output
 from ..options import IN_CHANNELS
@@ -120,14 +118,13 @@ def cmd_arch_random(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from ..arch import load_architecture
     from ..complexity import network_cost
+    from ..data import one_batch_through, open_dataset
     from ..nn.network import Network
 
     arch, space = load_architecture(args.arch, args.space)
     in_channels = args.in_channels or space.input_channels
     data = None
     if args.data:
-        from ..data import open_dataset
-
         data = open_dataset(
             args.data,
             "test",
@@ -138,7 +135,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     num_classes = args.classes or (data.num_classes if data else space.classes)
     net = Network(space, arch, num_classes, in_channels)
     cost = network_cost(net)
-    batch = _forward_batch(net, data, args.batch_size) if data else None
+    batch = one_batch_through(net, data, args.batch_size) if data else None
     if args.json:
         out = {
             "architecture": str(args.arch),
@@ -176,52 +173,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forward_batch(net, data, batch_size: int) -> dict[str, Any]:
-    """Run one real batch through the (untrained) network: proves data and net fit together."""
-    import time
-
-    import torch
-    from torch.utils.data import DataLoader
-
-    images, labels = next(iter(DataLoader(data.dataset, batch_size=batch_size, shuffle=False)))
-    net.eval()
-    with torch.inference_mode():
-        start = time.perf_counter()
-        logits = net(images)
-        ms = (time.perf_counter() - start) * 1e3
-        loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    return {
-        "size": len(images),
-        "input_shape": list(images.shape),
-        "logits_shape": list(logits.shape),
-        "loss": loss,
-        "chance_loss": math.log(data.num_classes),
-        "ms": ms,
-    }
-
-
-def _check_images(source: str, parts) -> None:
-    """Decode every image file of the data's parts; refuse, naming them, unreadable ones."""
-    from tqdm import tqdm
-
-    from ..data import image_files, unreadable_images
-    from ..errors import DataError
-
-    files = sorted({f for part in parts for f in image_files(part)})
-    with tqdm(
-        total=len(files), desc="reading images", unit="image", disable=not sys.stderr.isatty()
-    ) as bar:
-        bad = unreadable_images(files, bar.update)
-    if bad:
-        shown = ", ".join(f"{path} ({reason})" for path, reason in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise DataError(
-            f"{len(bad)} of the {len(files)} image files of {source} cannot be read: "
-            f"{shown}{more}; remove or replace them."
-        )
-    print(f"all {len(files)} image files of {source} decode", file=sys.stderr)
-
-
 def cmd_data_show(args: argparse.Namespace) -> int:
     from ..data import open_dataset, search_split_indices
     from ..space import load_space
@@ -249,7 +200,10 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     )
     out["test_images"] = len(test)
     if args.check:
-        _check_images(args.data, [train, test])
+        from ..data import check_images
+
+        count = check_images(args.data, [train, test], show_progress=sys.stderr.isatty())
+        print(f"all {count} image files of {args.data} decode", file=sys.stderr)
     if args.json:
         print_json(out)
         return 0
