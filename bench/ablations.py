@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tfnas.pipeline import PipelineConfig, run_pipeline
+from tfnas.pipeline import run_pipeline
+from tfnas.pipeline_config import PipelineConfig
 
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},

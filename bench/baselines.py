@@ -32,7 +32,8 @@ from tfnas.arch import random_architecture, uniform_architecture
 from tfnas.block import OpSpec
 from tfnas.io import atomic_write_json
 from tfnas.latency.table import load_table, target_at_fraction
-from tfnas.pipeline import PipelineConfig, run_pipeline
+from tfnas.pipeline import run_pipeline
+from tfnas.pipeline_config import PipelineConfig
 from tfnas.search.elastic import elastic_scale
 from tfnas.space import load_space
 

@@ -82,7 +82,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # layer or one below it, never from one above.
 LAYERS = (
     ("errors", "options", "checks", "io", "schedules"),
-    ("search.config", "train_config"),
+    ("search.config", "train_config", "pipeline_config"),
     ("block", "space", "arch"),
     ("nn", "nn.blocks", "nn.network", "nn.supernet", "nn.batchnorm", "complexity", "export"),
     ("data", "loader"),

@@ -13,7 +13,7 @@ from tfnas.cli import build_parser, main
 from tfnas.cli.arguments import PIPELINE_WIDE
 from tfnas.errors import SettingError
 from tfnas.options import option_name
-from tfnas.pipeline import PipelineConfig
+from tfnas.pipeline_config import PipelineConfig
 from tfnas.search.config import SearchConfig
 from tfnas.train_config import TrainConfig
 
@@ -40,6 +40,15 @@ def test_each_setting_is_an_option_with_the_fields_default_type_and_choices(comm
         members = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
         if hints[field.name] is not bool:
             assert action.type in (hints[field.name], *members), field.name
+
+
+def test_the_pipelines_own_settings_are_options_with_the_fields_defaults():
+    actions = _actions("pipeline")
+    for field in dataclasses.fields(PipelineConfig):
+        if field.metadata.get("cli", True):
+            assert actions[field.name].default == field.default, field.name
+            assert actions[field.name].choices == field.metadata.get("choices"), field.name
+    assert {"space", "lut", "target_ms", "target_fraction", "arch"} <= set(actions)
 
 
 def test_the_settings_given_otherwise_have_options_of_their_own():

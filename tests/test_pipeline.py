@@ -10,7 +10,8 @@ import pytest
 import tfnas.pipeline as pipeline_module
 from tfnas.arch import load_architecture
 from tfnas.latency.table import load_table
-from tfnas.pipeline import PipelineConfig, run_pipeline
+from tfnas.pipeline import run_pipeline
+from tfnas.pipeline_config import PipelineConfig
 from tfnas.space import load_space
 
 from .conftest import assert_user_error

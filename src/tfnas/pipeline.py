@@ -17,14 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import checks
 from .arch import load_architecture
 from .data import open_dataset
-from .errors import SettingError, TfnasError
+from .errors import TfnasError
 from .io import atomic_write_json, check_output, read_json
 from .latency.build import build_table
 from .latency.check import check_table
@@ -33,7 +32,7 @@ from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
 from .latency.table import load_table, target_at_fraction
-from .options import shared_setting
+from .pipeline_config import PipelineConfig
 from .rundir import ARCH_FILE, BEST_WEIGHTS
 from .search.config import SearchConfig
 from .search.searcher import check_target, search
@@ -45,55 +44,6 @@ from .train_config import TrainConfig
 FORMAT = "tfnas-pipeline"
 VERSION = 1
 STEPS = ("latency table", "search", "retrain", "evaluate", "profile")
-
-
-@dataclass
-class PipelineConfig:
-    """What decides a pipeline's result; ``search`` and ``train`` hold settings passed on to
-    :class:`~tfnas.search.searcher.SearchConfig` and :class:`~tfnas.train.TrainConfig`."""
-
-    space: str
-    lut: str
-    target_ms: float | None = None
-    target_fraction: float | None = None  # of the table's feasible range, when no target_ms
-    data: str = shared_setting("data")
-    data_root: str | None = shared_setting("data_root")
-    seed: int = shared_setting("seed")
-    device: str = shared_setting("device")  # search and retraining (latency: the table's)
-    lut_device: str = "cpu"  # used only when the table has to be built
-    lut_threads: int = 1
-    lut_batch_size: int = 1
-    calibrate_archs: int = 30  # whole networks measured to calibrate a new table; 0: none
-    search: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    arch: str | None = None  # an architecture file to use instead of searching one
-
-    def validate(self) -> None:
-        if self.target_ms is not None and self.target_fraction is not None:
-            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
-        if self.arch is None and self.target_ms is None and self.target_fraction is None:
-            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
-        checks.optional(checks.positive, self.target_ms, "target_ms")
-        checks.optional(checks.within, self.target_fraction, "target_fraction", 0, 1)
-        if self.calibrate_archs and self.calibrate_archs < 3:
-            raise SettingError("calibrate_archs", "must be 0 (no calibration) or at least 3.")
-        self._validate_steps()
-
-    def _validate_steps(self) -> None:
-        """The search's and the retraining's settings, checked before any step runs (the
-        target is checked on its own); an error names the setting within its step
-        (``search.epochs``)."""
-        common = dict(data=self.data, data_root=self.data_root, seed=self.seed)
-        for part, make in (
-            ("search", lambda: SearchConfig(self.space, self.lut, 1.0, **common, **self.search)),
-            ("train", lambda: TrainConfig(ARCH_FILE, self.space, **common, **self.train)),
-        ):
-            try:
-                make().validate()
-            except TypeError as exc:  # an API caller's unknown setting
-                raise TfnasError(f"the pipeline's {part} settings: {exc}.") from None
-            except SettingError as exc:
-                raise exc.within(part) from None
 
 
 @dataclass

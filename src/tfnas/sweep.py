@@ -17,7 +17,8 @@ from typing import Any
 
 from .errors import TfnasError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
-from .pipeline import Pipeline, PipelineConfig, ensure_table
+from .pipeline import Pipeline, ensure_table
+from .pipeline_config import PipelineConfig
 
 COLUMNS = (
     "target", "target_ms", "predicted_ms", "measured_ms", "measured_vs_target_pct", "top1",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import check_output
+from ..pipeline_config import PipelineConfig
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
 from .arguments import PIPELINE_WIDE, add_runner_options, add_settings, settings_given, whole_number
@@ -20,8 +21,6 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
     target_ms / target_fraction fields, when the command has them)."""
     import torch
 
-    from ..pipeline import PipelineConfig
-
     if args.threads:
         torch.set_num_threads(args.threads)
     # the one --precision and --deterministic of the pipeline go to both steps
@@ -29,11 +28,7 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
     return PipelineConfig(
         space=args.space,
         lut=args.lut,
-        data=args.data,
-        data_root=args.data_root,
-        seed=args.seed,
-        device=args.device,
-        calibrate_archs=args.calibrate_archs,
+        **settings_given(args, PipelineConfig),
         search=settings_given(args, SearchConfig, "search-") | shared,
         train=settings_given(args, TrainConfig, "train-") | shared,
         **target,
@@ -120,15 +115,9 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         "first and calibrate it (minutes); without this flag a missing table is an error",
     )
     add_runner_options(p)
-    # what the pipeline sets for both steps, declared once for both (options.shared_setting)
-    add_settings(p, SearchConfig, only=("data", "data_root", "seed", "device"))
-    p.add_argument(
-        "--calibrate-archs",
-        type=int,
-        default=30,
-        metavar="N",
-        help="whole networks measured to calibrate a new table (0: none)",
-    )
+    # the pipeline's own settings (data, seed and device it sets for both steps; the table
+    # it builds when there is none)
+    add_settings(p, PipelineConfig)
     # every setting of the two steps, as --search-NAME / --train-NAME; those the pipeline
     # sets for both steps itself are its own options
     add_settings(p, SearchConfig, prefix="search-", skip=PIPELINE_WIDE, given_only=True)
