@@ -5,6 +5,7 @@ and an error names the setting in Python and its flag on the command line."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import typing
 
 import pytest
@@ -67,6 +68,11 @@ def test_the_pipeline_offers_every_step_setting_it_does_not_set_itself():
             assert action.default is None  # only what is typed is passed on
     for name in PIPELINE_WIDE:
         assert name in actions
+
+
+def test_a_setting_error_survives_pickling():
+    error = pickle.loads(pickle.dumps(SettingError("epochs", "must be at least 1, got 0.")))
+    assert (error.setting, str(error)) == ("epochs", "epochs must be at least 1, got 0.")
 
 
 def test_a_bad_setting_is_named_as_python_spells_it_and_as_the_command_line_does(capsys, tmp_path):

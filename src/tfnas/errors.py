@@ -34,6 +34,9 @@ class SettingError(TfnasError):
         self.problem = problem
         super().__init__(f"{setting} {problem}")
 
+    def __reduce__(self):  # pickled as it was made (a DataLoader worker's error travels so)
+        return type(self), (self.setting, self.problem)
+
     def naming(self, name: str) -> str:
         """The message with the setting called ``name`` (a flag)."""
         return f"{name} {self.problem}"
