@@ -15,8 +15,9 @@ import sys
 
 import torch
 
-from tfnas.latency.measure import TimingPolicy, torch_threads
+from tfnas.latency.measure import torch_threads
 from tfnas.latency.plan import load_manifest
+from tfnas.latency.policy import TimingPolicy
 from tfnas.runners.ort import time_model
 
 manifest = load_manifest(sys.argv[1], check_files=False)

@@ -88,7 +88,7 @@ LAYERS = (
     ("data", "loader"),
     ("latency", "latency.table", "latency.drift", "latency.jobs", "latency.journal",
      "latency.measure", "latency.plan", "latency.external", "latency.build", "latency.meters",
-     "latency.check", "latency.official", "latency.profile"),
+     "latency.check", "latency.official", "latency.profile", "latency.policy"),
     ("rundir", "distributed", "precision", "memory", "engine"),
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
      "search.selection", "search.path_score", "search.searcher"),

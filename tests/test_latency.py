@@ -22,9 +22,10 @@ from tfnas.latency.drift import (
 )
 from tfnas.latency.jobs import knot_widths, plan_jobs
 from tfnas.latency.journal import journal_path
-from tfnas.latency.measure import LatencyMeter, TimingPolicy, summarise
+from tfnas.latency.measure import LatencyMeter, summarise
 from tfnas.latency.meters import table_meter
 from tfnas.latency.official import import_tfnas_table
+from tfnas.latency.policy import TimingPolicy
 from tfnas.latency.table import (
     Calibration,
     LatencyTable,
@@ -449,7 +450,7 @@ def test_back_to_back_timing_is_a_policy_the_table_keeps(tiny, tmp_path, cli):
             "--out",
             tmp_path / "x.json",
         ),  # fmt: skip
-        "--back-to-back: must be at least 1",
+        "--back-to-back must be at least 1, got 0.",
     )
 
 

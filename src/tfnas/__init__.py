@@ -30,7 +30,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".export": ("export_network",),
     ".latency.build": ("build_table",),
     ".latency.check": ("CheckResult", "check_table"),
-    ".latency.measure": ("LatencyMeter", "TimingPolicy"),
+    ".latency.measure": ("LatencyMeter",),
+    ".latency.policy": ("TimingPolicy",),
     ".latency.meters": ("measure_network", "measure_networks"),
     ".latency.official": ("import_tfnas_table",),
     ".latency.table": (

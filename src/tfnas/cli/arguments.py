@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import TfnasError
+from ..latency.policy import TimingPolicy
 from ..options import (
     MODEL_FORMATS,
-    TIMING_STATISTICS,
     option_name,
 )
 
@@ -254,20 +254,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
     add_runner_options(p)
     p.add_argument("--threads", type=whole_number(1), default=1, help="CPU threads (default 1)")
     p.add_argument("--batch-size", type=whole_number(1), default=1, help="images per timed call")
-    p.add_argument(
-        "--statistic",
-        default="p25",
-        choices=TIMING_STATISTICS,
-        help="statistic of the per-call times (default p25: the lower quartile)",
-    )
-    p.add_argument(
-        "--back-to-back",
-        type=whole_number(1),
-        default=1,
-        metavar="N",
-        help="time N calls back to back per sample (CUDA: between one pair of events, so "
-        "that launch latency overlaps as inside a network; default 1: each call alone)",
-    )
+    add_settings(p, TimingPolicy)
 
 
 def flag_of(flags: dict[str, str], setting: str) -> str:

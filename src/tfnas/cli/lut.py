@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import TfnasError
 from ..io import check_output
+from ..latency.policy import TimingPolicy
 from ..options import (
     DEFAULT_SCRUB_KIB,
     IN_CHANNELS,
@@ -67,7 +68,6 @@ def runner_of(args: argparse.Namespace, timing_device: bool = True):
 
 
 def _meter(args: argparse.Namespace, model_format: str = "onnx"):
-    from ..latency.measure import TimingPolicy
     from ..latency.meters import make_meter
 
     return make_meter(

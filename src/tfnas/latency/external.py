@@ -41,8 +41,8 @@ from ..options import MODEL_FORMATS
 from ..space import SearchSpace
 from .jobs import REFERENCE_JOB
 from .journal import Journal, journal_path, measuring_progress
-from .measure import TimingPolicy
 from .plan import assemble_table, model_bytes, write_plan
+from .policy import TimingPolicy
 from .table import LatencyTable, LatencyTableError
 
 EXTERNAL_JOURNAL = "tfnas-external-journal"

@@ -21,31 +21,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import SettingError, TfnasError
 from ..options import TIMING_DEVICES
-
-
-@dataclass(frozen=True)
-class TimingPolicy:
-    """How long to warm up and how many calls to time."""
-
-    warmup_calls: int = 5
-    warmup_seconds: float = 0.01
-    min_calls: int = 15
-    max_calls: int = 200
-    min_seconds: float = 0.03
-    statistic: str = "p25"
-    rounds: int = 3
-    # calls timed back to back per sample, the sample their mean. On CUDA they are enqueued
-    # between one pair of events, so launch latency overlaps with the work as inside a
-    # network (1: one call per pair, each after a synchronisation); on the CPU, where every
-    # call is synchronous, it only amortises the clock's own cost
-    back_to_back: int = 1
+from .policy import TimingPolicy
 
 
 def summarise(samples_ms: list[float], statistic: str) -> float:

@@ -18,7 +18,8 @@ from ..arch import Architecture
 from ..nn.network import Network
 from ..space import SearchSpace
 from .external import ExternalMeter, ExternalRunner
-from .measure import LatencyMeter, TimingPolicy
+from .measure import LatencyMeter
+from .policy import TimingPolicy
 from .table import LatencyTable, LatencyTableError
 
 Timed = list[tuple[nn.Module, tuple[int, ...]]]  # modules and their input shapes, no batch

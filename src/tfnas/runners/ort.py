@@ -20,7 +20,8 @@ import sys
 
 import numpy as np
 
-from ..latency.measure import TimingPolicy, _time_calls, cpu_clock, summarise
+from ..latency.measure import _time_calls, cpu_clock, summarise
+from ..latency.policy import TimingPolicy
 from ..options import DEFAULT_SCRUB_KIB
 
 
