@@ -17,7 +17,7 @@ from .train_config import TrainConfig
 @dataclass
 class PipelineConfig:
     """What decides a pipeline's result; ``search`` and ``train`` hold settings passed on to
-    :class:`~tfnas.search.searcher.SearchConfig` and :class:`~tfnas.train.TrainConfig`."""
+    :class:`~tfnas.search.config.SearchConfig` and :class:`~tfnas.train_config.TrainConfig`."""
 
     space: str = setting(help="the search space: a built-in name or a YAML file", cli=False)
     lut: str = setting(help="latency table of the space on this device", cli=False)
