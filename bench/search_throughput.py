@@ -78,8 +78,8 @@ def main() -> None:
         net.train()
         images, labels = next(iter(searcher.weight_batches.epoch(0)))
         arch_images, arch_labels = next(iter(searcher.arch_batches.epoch(1)))
-        images = searcher._on_device(images)
-        arch_images = searcher._on_device(arch_images)
+        images = searcher.prepare(images)
+        arch_images = searcher.prepare(arch_images)
         labels, arch_labels = labels.to(searcher.device), arch_labels.to(searcher.device)
         host = net.host_state()
         cuda = searcher.device.type == "cuda"

@@ -60,8 +60,7 @@ from tfnas.latency.table import load_table, target_at_fraction
 from tfnas.loader import Batches
 from tfnas.pipeline import run_pipeline
 from tfnas.search.elastic import scale_onto_target
-from tfnas.search.path_score import PathScorer
-from tfnas.search.searcher import trained_supernet
+from tfnas.search.path_score import PathScorer, trained_supernet
 from tfnas.space import load_space
 
 

@@ -29,8 +29,7 @@ from tfnas.arch import architecture_from_dict
 from tfnas.data import open_dataset
 from tfnas.io import atomic_write_json
 from tfnas.loader import Batches
-from tfnas.search.path_score import PathScorer, ranking_quality
-from tfnas.search.searcher import trained_supernet
+from tfnas.search.path_score import PathScorer, ranking_quality, trained_supernet
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -81,7 +81,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # The package's layers, bottom up (docs/architecture.md): a module may import from its own
 # layer or one below it, never from one above.
 LAYERS = (
-    ("errors", "options", "checks", "io", "schedules"),
+    ("errors", "options", "checks", "io", "schedules", "text"),
     ("search.config", "train_config", "pipeline_config"),
     ("block", "space", "arch"),
     ("nn", "nn.blocks", "nn.network", "nn.supernet", "nn.batchnorm", "complexity", "export"),
@@ -91,8 +91,9 @@ LAYERS = (
      "latency.check", "latency.official", "latency.profile", "latency.policy"),
     ("rundir", "distributed", "precision", "memory", "engine"),
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
-     "search.selection", "search.path_score", "search.searcher"),
-    ("train", "pipeline", "sweep", "report", "report.sections", "report.page", "report.figures"),
+     "search.selection", "search.path_score", "search.derive", "search.searcher"),
+    ("train", "evaluation", "pipeline", "sweep", "report", "report.sections", "report.page",
+     "report.figures"),
     ("cli.output", "cli.arguments"),
     ("cli.inspect", "cli.lut", "cli.runs", "cli.workflows"),
     ("cli", "runners", "runners.ort", "__main__", ""),

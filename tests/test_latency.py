@@ -262,7 +262,7 @@ def test_resume_of_a_partial_build(tiny, tmp_path):
     meter = CountingMeter(slow_windows=per_pass)
     assert build_table(tiny, meter, out, width_step=4, limit=5, progress=False) is None
     assert meter.calls == 5 and not out.exists() and journal_path(out).exists()
-    with pytest.raises(LatencyTableError, match="--resume"):
+    with pytest.raises(LatencyTableError, match="pass resume"):
         build_table(tiny, meter, out, width_step=4, progress=False)
     with pytest.raises(LatencyTableError, match="width_step"):
         build_table(tiny, meter, out, width_step=2, resume=True, progress=False)

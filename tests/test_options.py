@@ -4,19 +4,24 @@ and an error names the setting in Python and its flag on the command line."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pickle
+import re
 import typing
 
 import pytest
 
 from tfnas.cli import build_parser, main
-from tfnas.cli.arguments import PIPELINE_WIDE
-from tfnas.errors import SettingError
+from tfnas.cli.arguments import PIPELINE_WIDE, flag_of
+from tfnas.errors import DataError, SettingError, TfnasError, named
 from tfnas.options import option_name
 from tfnas.pipeline_config import PipelineConfig
+from tfnas.rundir import RunDir
 from tfnas.search.config import SearchConfig
 from tfnas.train_config import TrainConfig
+
+from .conftest import REPO
 
 CONFIGS = {"search": SearchConfig, "train": TrainConfig}
 
@@ -88,3 +93,60 @@ def test_a_bad_setting_is_named_as_python_spells_it_and_as_the_command_line_does
     assert main([*argv, "--train-ema", "2", "--out", str(tmp_path / "r")]) == 2
     assert "--train-ema must lie in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_error_names_other_settings_as_python_does_and_as_each_command_does():
+    error = TfnasError(f"use a smaller {named('batch_size')} or pass {named('resume')}.")
+    assert str(error) == "use a smaller batch_size or pass resume."
+    inside = error.within("search")
+    assert str(inside) == "use a smaller search.batch_size or pass search.resume."
+    flags = {"search.batch_size": "--search-batch-size", "resume": "--resume"}
+    shown = inside.render(lambda setting: flag_of(flags, setting))
+    assert shown == "use a smaller --search-batch-size or pass --resume."
+    data = DataError(f"drop {named('data_root')}.").within("train")
+    assert isinstance(data, DataError) and str(data) == "drop train.data_root."
+
+
+def test_a_resumed_run_with_other_settings_names_their_flags_on_the_command_line(tmp_path, capsys):
+    run = RunDir(tmp_path / "run", "training run", "last.pt")
+    run.write_config({"arch": "a.json", "ema_decay": None})
+    run.save({"epoch": 1}, [])
+    with pytest.raises(TfnasError) as caught:
+        run.guard({"arch": "b.json", "ema_decay": 0.9}, resume=True)
+    flags = {"arch": "ARCH.json", "ema_decay": "--ema", "out": "--out"}
+    shown = caught.value.render(lambda setting: flag_of(flags, setting))
+    assert "ARCH.json b.json (it was started with a.json); --ema 0.9" in shown
+    assert "start a new run with --out" in shown
+    assert "arch b.json" in str(caught.value) and "ema_decay 0.9" in str(caught.value)
+
+
+def _messages(tree: ast.AST) -> list[ast.Constant]:
+    """The string constants of a module that are not docstrings."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]  # fmt: skip
+
+
+def test_no_module_outside_the_command_line_spells_a_flag():
+    # the library names settings (tfnas.errors.named); only cli/ turns them into flags, and
+    # a runner, a program of its own, declares its own options
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    found = []
+    for path in sorted((REPO / "src" / "tfnas").rglob("*.py")):
+        relative = path.relative_to(REPO / "src" / "tfnas").as_posix()
+        if relative.startswith(("cli/", "runners/")):
+            continue
+        for node in _messages(ast.parse(path.read_text())):
+            found += [f"{relative}:{node.lineno} {m}" for m in flag.findall(node.value)]
+    assert found == []

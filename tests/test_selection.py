@@ -13,8 +13,8 @@ from tfnas.latency.table import latency_range
 from tfnas.nn.supernet import Supernet
 from tfnas.report import search_section
 from tfnas.search.config import SearchConfig
-from tfnas.search.path_score import PathScorer, ranking_quality, supernet_path
-from tfnas.search.searcher import search, trained_supernet
+from tfnas.search.path_score import PathScorer, ranking_quality, supernet_path, trained_supernet
+from tfnas.search.searcher import search
 from tfnas.search.selection import (
     ARGMAX,
     draw_architecture,

@@ -141,8 +141,10 @@ def test_temperature_schedule_and_learning_rate():
     assert schedule.at(4) == pytest.approx(0.5)
     assert cosine_lr(0.1, 0, 10) == pytest.approx(0.1)
     assert cosine_lr(0.1, 10, 10) == pytest.approx(0.0, abs=1e-12)
-    assert cosine_lr(0.1, 0.5, 10, warmup=1) == pytest.approx(0.05, rel=0.01)
+    assert cosine_lr(0.1, 0.5, 10, warmup=1, unit=0.01) == pytest.approx(0.051)
+    assert cosine_lr(0.1, 0, 100, warmup=4) == pytest.approx(0.025)  # the first step trains
     assert cosine_lr(0.1, 1, 10, warmup=1) == pytest.approx(0.1)
+    assert cosine_lr(0.1, 12, 10) == pytest.approx(0.0, abs=1e-12)  # past the end: stays 0
 
 
 def test_shared_ops_with_and_without_expansion():

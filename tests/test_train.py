@@ -9,8 +9,9 @@ import torch
 
 from tfnas.arch import random_architecture
 from tfnas.distributed import state_digest
+from tfnas.evaluation import trained_network
 from tfnas.space import load_space
-from tfnas.train import Trainer, train, trained_network
+from tfnas.train import Trainer, train
 from tfnas.train_config import TrainConfig
 
 from .conftest import assert_user_error

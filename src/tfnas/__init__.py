@@ -52,7 +52,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".search.searcher": ("SearchResult", "search as run_search"),
     ".space": ("SearchSpace", "builtin_space_names", "load_space", "parse_space"),
     ".sweep": ("run_sweep",),
-    ".train": ("TrainResult", "evaluate", "trained_network", "train as run_training"),
+    ".train": ("TrainResult", "train as run_training"),
+    ".evaluation": ("evaluate", "evaluate_weights", "trained_network"),
     ".train_config": ("TrainConfig",),
 }
 _WHERE = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .block import BlockSpec, OpSpec
-from .errors import ArchitectureError, TfnasError
+from .errors import ArchitectureError, TfnasError, named
 from .io import atomic_write_json, read_json
 from .space import SearchSpace, load_space
 
@@ -203,7 +203,7 @@ def load_architecture(
         except TfnasError:
             raise ArchitectureError(
                 f"{path}: belongs to space '{arch.space_name}', which is not built in; "
-                "pass its YAML file with --space."
+                f"pass its YAML file as {named('space')}."
             ) from None
     elif not isinstance(space, SearchSpace):
         space = load_space(space)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .nn.network import Network
+from .text import millions, text_table
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,24 @@ class NetworkCost:
     @property
     def macs(self) -> int:
         return self.flops // 2
+
+    def report(self) -> str:
+        """Per part its mid width (and bounds), params and MACs, then the totals."""
+        rows = [
+            (
+                p.name,
+                p.label,
+                f"{p.width} ({p.min_width}..{p.max_width})" if p.width is not None else "",
+                f"{p.params:,}",
+                f"{p.macs / 1e6:.2f}M",
+            )
+            for p in self.parts
+        ]
+        return (
+            text_table(rows, ("part", "block", "mid width (bounds)", "params", "MACs"))
+            + f"\ntotal: {millions(self.params)} params, {self.macs / 1e6:.2f}M MACs "
+            f"({self.flops / 1e6:.2f}M FLOPs) at {self.input_shape[2]}x{self.input_shape[3]}"
+        )
 
     def to_dict(self) -> dict:
         return {

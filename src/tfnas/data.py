@@ -42,7 +42,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from .errors import DataError
+from .errors import DataError, named
 from .options import IN_CHANNELS
 
 SPLITS = ("train", "test")
@@ -306,8 +306,8 @@ def load_image(path: str) -> Any:
         return datasets.folder.pil_loader(path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(
-            f"{path}: cannot be read as an image ({exc}); remove or replace it (tfnas data "
-            "show DATA --check lists every unreadable file)."
+            f"{path}: cannot be read as an image ({exc}); remove or replace it (checking the "
+            "data, as `tfnas data show` does, lists every unreadable file)."
         ) from None
 
 
@@ -403,8 +403,8 @@ def open_dataset(
     name, _, location = source.partition(":")
     if root is not None and not Path(source).is_file():
         raise DataError(
-            f"--data-root {root} is for list-file data, and {source} is not a list file; "
-            "drop --data-root."
+            f"{named('data_root')} {root} is for list-file data, and {source} is not a list "
+            f"file; drop {named('data_root')}."
         )
     if name in CATALOGUE:
         return _open_catalogued(
@@ -610,6 +610,15 @@ def search_split_indices(
     return sorted(order[n_arch:]), sorted(order[:n_arch])
 
 
+def seeded_subset(data: ImageData, limit: int | None, seed: int) -> ImageData:
+    """``limit`` images of ``data`` drawn with ``seed`` (in their original order); all of
+    them when ``limit`` is None."""
+    if limit is None:
+        return data
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return replace(data, dataset=Subset(data.dataset, sorted(order[:limit].tolist())))
+
+
 def split_for_search(
     source: str,
     *,
@@ -619,14 +628,21 @@ def split_for_search(
     seed: int = 0,
     limit: int | None = None,
     root: str | Path | None = None,
+    batch_size: int = 1,
 ) -> tuple[ImageData, ImageData]:
-    """The weight part (augmented) and architecture part (not augmented) of the train split;
-    the images are read once and shared by both."""
+    """The weight part (augmented) and architecture part (not augmented) of the train split,
+    each able to fill one batch of ``batch_size``; the images are read once and shared."""
     weight_data = open_dataset(
         source, "train", image_size=image_size, channels=channels, train_transform=True, root=root
     )
     arch_data = weight_data.with_augmentation(False)
     weight_idx, arch_idx = search_split_indices(len(weight_data), arch_fraction, seed, limit)
+    if min(len(weight_idx), len(arch_idx)) < batch_size:
+        raise DataError(
+            f"the search split has {len(weight_idx)} weight-training and {len(arch_idx)} "
+            f"architecture images, and each part needs at least one batch of {batch_size}; "
+            f"use more data or a smaller {named('batch_size')}."
+        )
     return (
         replace(weight_data, split="weights", dataset=Subset(weight_data.dataset, weight_idx)),
         replace(arch_data, split="architecture", dataset=Subset(arch_data.dataset, arch_idx)),

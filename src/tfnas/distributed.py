@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import TfnasError
+from .errors import TfnasError, named
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def process_device(name: str) -> tuple[torch.device, DistContext]:
             if name != "auto":
                 raise TfnasError(
                     f"{local_world} processes on this node but {gpus} GPU(s): each process "
-                    "needs a GPU of its own; start at most that many, or use --device cpu."
+                    "needs a GPU of its own; start at most that many, or use "
+                    f"{named('device')} cpu."
                 )
             if os.environ.get("LOCAL_RANK", "0") == "0":
                 print(

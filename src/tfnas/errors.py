@@ -6,9 +6,37 @@ anything else escaping is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+_SETTING = re.compile(r"\[\[([a-z_][a-z0-9_.]*)\]\]")
+
+
+def named(setting: str) -> str:
+    """A setting's name inside an error message (``f"use a smaller {named('batch_size')}"``):
+    shown as the Python setting (``batch_size``) by ``str()``, as its flag by the command
+    line (``--batch-size``, or ``--search-batch-size`` in ``tfnas pipeline``)."""
+    return f"[[{setting}]]"
+
 
 class TfnasError(Exception):
-    """A user error: bad file, bad flag, missing data. Its message is one full sentence."""
+    """A user error: bad file, bad setting, missing data. Its message is one full sentence;
+    the settings it names are marked with :func:`named`."""
+
+    def __str__(self) -> str:
+        return self.render(lambda setting: setting)
+
+    def render(self, name_of: Callable[[str], str]) -> str:
+        """The message with every named setting called ``name_of(setting)``."""
+        return _SETTING.sub(lambda m: name_of(m.group(1)), super().__str__())
+
+    def within(self, prefix: str) -> TfnasError:
+        """The same error for settings that are a part of ``prefix`` (``search.epochs``)."""
+        text = _SETTING.sub(lambda m: named(f"{prefix}.{m.group(1)}"), super().__str__())
+        try:
+            return type(self)(text)  # of its own kind where it is made of its message alone
+        except TypeError:
+            return TfnasError(text)
 
 
 class SpaceError(TfnasError):
@@ -27,20 +55,16 @@ class SettingError(TfnasError):
     """A setting (a config field or a function's argument) with a value no run can use.
 
     The message names the setting as Python spells it (``epochs must be at least 1, got
-    0.``); the command line names it by its flag instead (:meth:`naming`)."""
+    0.``); the command line names it by its flag instead (:meth:`TfnasError.render`)."""
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         self.problem = problem
-        super().__init__(f"{setting} {problem}")
+        super().__init__(f"{named(setting)} {problem}")
 
     def __reduce__(self):  # pickled as it was made (a DataLoader worker's error travels so)
         return type(self), (self.setting, self.problem)
 
-    def naming(self, name: str) -> str:
-        """The message with the setting called ``name`` (a flag)."""
-        return f"{name} {self.problem}"
-
     def within(self, prefix: str) -> SettingError:
-        """The same error for the setting as a part of ``prefix`` (``search.epochs``)."""
-        return SettingError(f"{prefix}.{self.setting}", self.problem)
+        problem = TfnasError(self.problem).within(prefix).args[0]
+        return SettingError(f"{prefix}.{self.setting}", problem)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import TfnasError
+from .errors import TfnasError, named
 
 
 def _umask() -> int:
@@ -67,11 +67,12 @@ def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) 
         ) from None
 
 
-def check_output(path: str | os.PathLike[str], flag: str, kind: str) -> Path:
-    """Refuse, before any work, an output ``path`` that cannot become a ``kind`` ("file" or
-    "directory"): a directory where a file goes, a file where a directory goes, or a place
-    that cannot be written."""
+def check_output(path: str | os.PathLike[str], setting: str, kind: str) -> Path:
+    """Refuse, before any work, an output ``path`` (given as ``setting``) that cannot become
+    a ``kind`` ("file" or "directory"): a directory where a file goes, a file where a
+    directory goes, or a place that cannot be written."""
     path = Path(path)
+    flag = named(setting)
     if kind == "file" and path.is_dir():
         raise TfnasError(f"{flag} {path}: is a directory; give the name of a file to write.")
     if kind == "directory" and path.exists() and not path.is_dir():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import TfnasError
+from .errors import TfnasError, named
 from .nn.supernet import Supernet
 
 # Over the kept activations: the backward pass's transient buffers and the allocator's
@@ -171,19 +171,19 @@ def check_search_memory(estimate: MemoryEstimate, space_name: str, device) -> st
     if need > available:
         fits = estimate.largest_batch(available)
         advice = (
-            f"--batch-size {fits} fits"
+            f"{named('batch_size')} {fits} fits"
             if fits >= 1
             else "not even one image fits; use a smaller space or a larger machine"
         )
         raise TfnasError(
-            f"--batch-size {estimate.batch_size}: a search of {space_name} needs about "
+            f"{named('batch_size')} {estimate.batch_size}: a search of {space_name} needs about "
             f"{need / gib:.1f} GiB of memory at this batch size (estimated), and "
             f"{where} has {available / gib:.1f} GiB free; {advice} (set "
             "TFNAS_SKIP_MEMORY_CHECK=1 to try anyway)."
         )
     if need > 0.8 * available:
         return (
-            f"note: a search of {space_name} at --batch-size {estimate.batch_size} needs about "
+            f"note: a search of {space_name} at {estimate.batch_size} images a batch needs about "
             f"{need / gib:.1f} GiB (estimated) of the {available / gib:.1f} GiB available; "
             "other programs may push it out of memory."
         )

@@ -11,9 +11,7 @@ side.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +21,8 @@ from typing import Any
 
 from .arch import load_architecture
 from .data import open_dataset
-from .errors import TfnasError
+from .errors import TfnasError, named
+from .evaluation import evaluate_weights
 from .io import atomic_write_json, check_output, read_json
 from .latency.build import build_table
 from .latency.check import check_table
@@ -31,14 +30,15 @@ from .latency.drift import Drift
 from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
-from .latency.table import load_table, target_at_fraction
+from .latency.profile import profile_in_fresh_process
+from .latency.table import check_target, load_table, target_at_fraction
 from .pipeline_config import PipelineConfig
 from .rundir import ARCH_FILE, BEST_WEIGHTS
 from .search.config import SearchConfig
-from .search.searcher import check_target, search
+from .search.searcher import search
 from .search.selection import standing_sentence
 from .space import load_space
-from .train import evaluate_weights, train
+from .train import train
 from .train_config import TrainConfig
 
 FORMAT = "tfnas-pipeline"
@@ -64,7 +64,7 @@ class Pipeline:
         runner=None,
     ) -> None:
         config.validate()
-        check_output(run_dir, "--out", "directory")
+        check_output(run_dir, "out", "directory")
         self.build_lut = build_lut
         # an ExternalRunner: the table is built (and the network profiled) through it
         self.runner = runner
@@ -92,7 +92,7 @@ class Pipeline:
             ):
                 raise TfnasError(
                     f"{self.run_dir}: holds a pipeline with other settings; run it again with "
-                    "the same ones to resume it, or choose another --out."
+                    f"the same ones to resume it, or choose another {named('out')}."
                 )
             self.steps = {
                 name: StepRecord(float(s["seconds"]), s["result"])
@@ -111,13 +111,22 @@ class Pipeline:
             },
         )
 
-    def _step(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _step(
+        self, name: str, work: Callable[[], dict[str, Any]], part: str | None = None
+    ) -> dict[str, Any]:
+        """Run step ``name`` unless an earlier run did; an error of a step with settings of
+        its own names them within ``part`` (``search.batch_size``)."""
         if name in self.steps:
             self.log(f"[{name}] done in an earlier run ({self.steps[name].seconds:.0f} s)")
             return self.steps[name].result
         self.log(f"[{name}] ...")
         started = time.perf_counter()
-        result = work()
+        try:
+            result = work()
+        except TfnasError as exc:
+            if part is None:
+                raise
+            raise exc.within(part) from None
         self.steps[name] = StepRecord(time.perf_counter() - started, result)
         self._save()
         self.log(f"[{name}] {self.steps[name].seconds:.0f} s")
@@ -136,8 +145,8 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._save()
         lut = self._step("latency table", lambda: self._latency_table(space))
-        search = self._step("search", lambda: self._search(space))
-        retrain = self._step("retrain", self._retrain)
+        search = self._step("search", lambda: self._search(space), "search")
+        retrain = self._step("retrain", self._retrain, "train")
         evaluation = self._step("evaluate", self._evaluate)
         profile = self._step("profile", lambda: self._profile(space))
         summary = {
@@ -185,13 +194,14 @@ class Pipeline:
             external = table.device.get("device") == "external"
             if external and self.runner is None and "profile" not in self.steps:
                 raise TfnasError(
-                    f"{c.lut}: was measured by an external runner; pass --runner so that the "
-                    "searched network is timed on the same device."
+                    f"{c.lut}: was measured by an external runner; pass {named('runner')} so "
+                    "that the searched network is timed on the same device."
                 )
         elif not self.build_lut and "search" not in self.steps:
             raise TfnasError(
-                f"{c.lut}: no such latency table; correct --lut, or pass --build-lut to "
-                "measure one there on this machine (minutes: tfnas-small about 3 on a CPU)."
+                f"{c.lut}: no such latency table; correct {named('lut')}, or pass "
+                f"{named('build_lut')} to measure one there on this machine (minutes: "
+                "tfnas-small about 3 on a CPU)."
             )
         open_dataset(
             c.data,
@@ -281,26 +291,10 @@ class Pipeline:
         )
 
     def _profile(self, space) -> dict[str, Any]:
-        """Time the searched network in a fresh process, as the table's blocks were timed:
-        in the process that has just trained, the same network measured 10-25% slower on
-        this project's 2-core machine (allocator and thread-pool state left by training)."""
-        meter = table_meter(load_table(self.config.lut, space), runner=self.runner)
-        command = [
-            sys.executable, "-m", "tfnas", "profile", str(self.arch_file),
-            "--lut", self.config.lut, "--space", self.config.space, "--device", meter.device,
-            "--batch-size", str(meter.batch_size), "--json",
-        ]  # fmt: skip
-        if self.runner is not None:
-            command += ["--runner", self.runner.command,
-                        "--runner-timeout", str(self.runner.timeout_s)]  # fmt: skip
-        else:
-            command += ["--threads", str(meter.threads), "--statistic", meter.policy.statistic,
-                        "--back-to-back", str(meter.policy.back_to_back)]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise TfnasError(f"measuring the searched network failed: {last.rstrip('.')}.")
-        profile = json.loads(done.stdout)
+        """The searched network timed as the table's blocks were, in a fresh process
+        (:func:`~tfnas.latency.profile.profile_in_fresh_process`)."""
+        c = self.config
+        profile = profile_in_fresh_process(self.arch_file, c.lut, c.space, self.runner)
         keys = ("measured_ms", "device", "params", "flops", "macs")
         out = {k: profile[k] for k in keys}
         out["drift"] = profile.get("drift")

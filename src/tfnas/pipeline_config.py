@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import checks
-from .errors import SettingError, TfnasError
+from .errors import SettingError, TfnasError, named
 from .options import TIMING_DEVICES, check_choices, setting, shared_setting
 from .search.config import SearchConfig
 from .train_config import TrainConfig
@@ -30,7 +30,9 @@ class PipelineConfig:
     seed: int = shared_setting("seed")
     device: str = shared_setting("device")  # search and retraining (latency: the table's)
     lut_device: str = setting(
-        "cpu", "what times a table the pipeline builds (--build-lut)", choices=TIMING_DEVICES
+        "cpu",
+        "what times the table the pipeline builds, when it builds one",
+        choices=TIMING_DEVICES,
     )
     lut_threads: int = setting(1, "threads that time a table the pipeline builds")
     lut_batch_size: int = setting(1, "batch size at which a table the pipeline builds is timed")
@@ -45,9 +47,13 @@ class PipelineConfig:
 
     def validate(self) -> None:
         if self.target_ms is not None and self.target_fraction is not None:
-            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
+            raise TfnasError(
+                f"give the latency target as {named('target_ms')} or {named('target_fraction')}."
+            )
         if self.arch is None and self.target_ms is None and self.target_fraction is None:
-            raise TfnasError("give the latency target as --target-ms or --target-fraction.")
+            raise TfnasError(
+                f"give the latency target as {named('target_ms')} or {named('target_fraction')}."
+            )
         checks.optional(checks.positive, self.target_ms, "target_ms")
         checks.optional(checks.within, self.target_fraction, "target_fraction", 0, 1)
         if self.calibrate_archs and self.calibrate_archs < 3:

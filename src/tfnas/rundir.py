@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .errors import TfnasError
+from .errors import TfnasError, named
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 
 # The files of a run directory, named here only.
@@ -46,7 +46,7 @@ class RunDir:
     """The folder of one run of ``kind`` ("search", "training run") with its checkpoint."""
 
     def __init__(self, path: str | Path, kind: str, checkpoint: str) -> None:
-        self.path = check_output(path, "--out", "directory")
+        self.path = check_output(path, "out", "directory")
         self.kind = kind
         self.checkpoint = self.path / checkpoint
         self.config_file = self.path / CONFIG_FILE
@@ -58,7 +58,6 @@ class RunDir:
         config: dict[str, Any],
         resume: bool,
         defaults: dict[str, Any] | None = None,
-        flags: dict[str, str] | None = None,
     ) -> None:
         """Refuse to start over an existing run, or to resume one with other settings.
 
@@ -66,15 +65,14 @@ class RunDir:
         before its first): a new start there loses nothing and is allowed. A run saved by a
         tfnas with fewer settings resumes when each newer setting is at its default
         (``defaults``, the config's defaults), which is what that run used; a setting tfnas
-        no longer has is not compared. ``flags`` names a setting's command-line flag where
-        it is not ``--`` plus the setting's name."""
+        no longer has is not compared."""
         if not self.checkpoint.exists():
             return
         config = json.loads(json.dumps(config))  # tuples as lists, as saved
         if not resume:
             raise TfnasError(
-                f"{self.path}: holds a {self.kind} already; pass --resume to continue it, or "
-                "choose another --out."
+                f"{self.path}: holds a {self.kind} already; pass {named('resume')} to "
+                f"continue it, or choose another {named('out')}."
             )
         if self.config_file.exists():
             saved = json.loads(self.config_file.read_text())
@@ -82,7 +80,7 @@ class RunDir:
             saved = {k: v for k, v in saved.items() if k in config}
             saved |= {k: defaults[k] for k in config.keys() - saved.keys() if k in defaults}
             changed = [
-                f"{setting_flag(k, flags)} {config[k]} (it was started with {saved.get(k)})"
+                f"{named(k)} {config[k]} (it was started with {saved.get(k)})"
                 for k in sorted(config)
                 if saved.get(k) != config[k]
             ]
@@ -92,7 +90,7 @@ class RunDir:
     def discard_if_unstarted(self) -> None:
         """After a failure before the first checkpoint: remove what the run wrote (its
         settings, metrics, TensorBoard folder, and the directory if the run made it), so
-        that nothing half-begun is left; a run with a checkpoint is kept for --resume."""
+        that nothing half-begun is left; a run with a checkpoint is kept to be resumed."""
         if self.checkpoint.exists():
             return
         for path in (self.config_file, self.metrics_file):
@@ -129,18 +127,12 @@ class RunDir:
         return state, rows
 
 
-def setting_flag(name: str, flags: dict[str, str] | None = None) -> str:
-    """The command-line flag of a config setting: ``--`` plus its name, unless ``flags``
-    says otherwise."""
-    return (flags or {}).get(name, "--" + name.replace("_", "-"))
-
-
 def settings_changed(path: Path, changes: list[str]) -> TfnasError:
     """The one sentence for a resume that would change a run's settings."""
     return TfnasError(
         f"{path}: a resumed run keeps the settings it was started with, and "
-        f"{'; '.join(changes)} would change them; start a new run with --out to use other "
-        "settings."
+        f"{'; '.join(changes)} would change them; start a new run with {named('out')} to use "
+        "other settings."
     )
 
 

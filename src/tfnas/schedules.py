@@ -7,13 +7,17 @@ import math
 from dataclasses import dataclass
 
 
-def cosine_lr(base: float, epoch: float, epochs: float, warmup: float = 0.0) -> float:
-    """Linear warm-up over ``warmup`` epochs, then cosine decay to zero at ``epochs``
-    (fractional epochs: the schedule can move every step)."""
-    if warmup > 0 and epoch < warmup:
-        return base * (epoch + 1e-3) / warmup
-    span = max(1e-9, epochs - warmup)
-    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (epoch - warmup) / span)))
+def cosine_lr(
+    base: float, done: float, total: float, warmup: float = 0.0, unit: float = 1.0
+) -> float:
+    """Linear warm-up over ``warmup``, then cosine decay to zero at ``total``: the one
+    learning-rate schedule of search and training. ``done``, ``total`` and ``warmup`` are in
+    one unit (steps, or fractional epochs so that the rate moves every step); ``unit`` is
+    one step in it, so the first warm-up step already trains at ``base * unit / warmup``."""
+    if done < warmup:
+        return base * (done + unit) / warmup
+    span = max(unit, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(done - warmup, span) / span))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import yaml
 from .block import ACTIVATIONS, BlockSpec, OpSpec, conv_out_resolution
 from .errors import SpaceError
 from .options import IN_CHANNELS
+from .text import text_table
 
 STEM_KINDS = ("conv", "mbconv")
 
@@ -129,6 +130,54 @@ class SearchSpace:
                 "dropout": self.head.dropout,
             },
         }
+
+    def summary(self) -> str:
+        """The space as text: input, stem, every block position's depths, geometry, mid-width
+        bounds and candidate ops, and the head (``tfnas space show``)."""
+        lines = [f"space {self.name} (hash {self.hash}, from {self.source})"]
+        if self.description:
+            lines.append(self.description)
+        lines.append(
+            f"input {self.input_size}x{self.input_size}, {self.input_channels} channel(s); "
+            f"{self.classes} classes by default"
+        )
+        for i, layer in enumerate(self.stem):
+            res, ch = self.stem_geometry[i]
+            extra = f" e{layer.expansion} se{layer.se_channels}" if layer.kind == "mbconv" else ""
+            lines.append(
+                f"stem {i + 1}: {layer.kind} k{layer.kernel}{extra} {ch}->{layer.out_channels} "
+                f"s{layer.stride} {layer.act} @{res}px"
+            )
+        rows = []
+        for s, stage in enumerate(self.stages):
+            for pos in self.positions[s]:
+                bounds: dict[str, str] = {}
+                for b in self.candidates(s, pos.index):
+                    bounds.setdefault(f"e{b.expansion}", f"{b.min_width}..{b.max_width}")
+                first = pos.index == 0
+                rows.append(
+                    (
+                        f"s{s + 1}.b{pos.index + 1}",
+                        f"{stage.min_depth}..{stage.blocks}" if first else "",
+                        pos.resolution,
+                        f"{pos.in_channels}->{pos.out_channels}",
+                        pos.stride,
+                        pos.act,
+                        ", ".join(f"{e} {w}" for e, w in bounds.items()),
+                        " ".join(op.label for op in stage.ops) if first else "",
+                    )
+                )
+        header = ("block", "depths", "res", "channels", "stride", "act", "mid-width bounds",
+                  "candidate ops")  # fmt: skip
+        lines.append(text_table(rows, header))
+        head = self.head
+        conv = (
+            f"conv 1x1 {self.final_channels}->{head.out_channels} {head.act}, "
+            if head.out_channels
+            else ""
+        )
+        lines.append(f"head: {conv}avg pool, dropout {head.dropout}, linear")
+        return "\n".join(lines)
 
     @cached_property
     def hash(self) -> str:

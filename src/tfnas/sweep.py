@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import TfnasError
+from .errors import TfnasError, named
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 from .pipeline import Pipeline, ensure_table
 from .pipeline_config import PipelineConfig
@@ -56,8 +56,10 @@ def run_sweep(
     Every target is checked against the table's feasible range before the first pipeline
     starts; a table that has to be built (``build_lut``) is built first, then checked."""
     if (targets_ms is None) == (fractions is None):
-        raise TfnasError("give the sweep's targets as --targets (ms) or --target-fractions.")
-    run_dir = check_output(run_dir, "--out", "directory")
+        raise TfnasError(
+            f"give the sweep's targets as {named('targets')} (ms) or {named('target_fractions')}."
+        )
+    run_dir = check_output(run_dir, "out", "directory")
     configs = [
         (f"{t:g} ms", run_dir / f"target-{t:g}ms", replace(base, target_ms=t, target_fraction=None))
         for t in targets_ms or []

@@ -1,4 +1,4 @@
-"""Retraining a searched architecture, evaluating it, and its checkpoints.
+"""Retraining a searched architecture, and its checkpoints.
 
 The paper's recipe (docs/method.md section 7) with defaults scaled to the dataset: SGD with
 momentum, a linear warm-up then a cosine schedule, label smoothing, dropout before the
@@ -12,64 +12,29 @@ are plain tensors and strings, loadable with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Subset
 
 from .arch import architecture_from_dict, load_architecture
-from .data import open_dataset
-from .distributed import (
-    all_sum,
-    barrier,
-    broadcast_buffers,
-    check_agreement,
-    resolve_device,
-    state_digest,
-)
-from .engine import place_run, restore_rng, rng_state, run_to_end
+from .data import open_dataset, seeded_subset
+from .distributed import all_sum, barrier, broadcast_buffers, check_agreement, state_digest
+from .engine import RunEngine, Stateful, optimizer_step, run_to_end
 from .errors import TfnasError
-from .loader import Batches, Shard
+from .evaluation import evaluate
+from .loader import Batches
 from .nn.batchnorm import recalibrate_batchnorm
 from .nn.network import Network
-from .options import option_name
-from .precision import resolve_precision
-from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, RunDir, dataclass_defaults, save_state
-from .space import SearchSpace, load_space
+from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, save_state
+from .schedules import cosine_lr
+from .space import load_space
 from .train_config import TrainConfig
-
-
-@torch.no_grad()
-def evaluate(net: torch.nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
-    """Top-1, top-5 (or top-k for fewer classes) accuracy and mean cross-entropy."""
-    was_training = net.training
-    net.eval()
-    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, top-1, top-5 hits
-    seen = 0
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        logits = net(images).float()
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        sums += torch.stack(
-            [
-                F.cross_entropy(logits, labels, reduction="sum"),
-                (top[:, 0] == labels).sum(),
-                (top == labels[:, None]).any(dim=1).sum(),
-            ]
-        ).double()
-        seen += len(labels)
-    net.train(was_training)
-    loss, correct1, correct5 = sums.tolist()  # one read, after the last batch
-    seen = max(1, seen)
-    return {"top1": correct1 / seen, "top5": correct5 / seen, "loss": loss / seen, "images": seen}
 
 
 @dataclass
@@ -88,8 +53,11 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-class Trainer:
+class Trainer(RunEngine):
     """One training run in ``run_dir``; call :meth:`run`."""
+
+    kind = "training run"
+    checkpoint_file = TRAIN_CHECKPOINT
 
     def __init__(
         self,
@@ -99,42 +67,23 @@ class Trainer:
         progress: bool | None = None,
     ) -> None:
         config.validate()
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
         space = load_space(config.space) if config.space else None
         self.arch, self.space = load_architecture(config.arch, space)
-        self.rundir = RunDir(self.run_dir, "training run", TRAIN_CHECKPOINT)
-        self.rundir.guard(
-            asdict(config),
-            resume,
-            dataclass_defaults(TrainConfig),
-            flags={f.name: f"--{option_name(f)}" for f in fields(TrainConfig)}
-            | {"arch": "ARCH.json"},
-        )
-        place = place_run(config.device, config.deterministic, config.channels_last)
-        self.device, self.dist, self.memory_format = place.device, place.dist, place.memory_format
-        self.progress = self.progress and self.dist.is_main
+        super().__init__(config, run_dir, resume, progress)
         channels = config.in_channels or self.space.input_channels
-        size = self.space.input_size
-        self.train_data = open_dataset(
-            config.data, "train", image_size=size, channels=channels, root=config.data_root
-        )
-        if config.limit is not None:
-            order = torch.randperm(
-                len(self.train_data), generator=torch.Generator().manual_seed(config.seed)
+        opened = {
+            split: open_dataset(
+                config.data, split, image_size=self.space.input_size, channels=channels,
+                root=config.data_root,
             )
-            self.train_data.dataset = Subset(
-                self.train_data.dataset, sorted(order[: config.limit].tolist())
-            )
-        self.test_data = open_dataset(
-            config.data, "test", image_size=size, channels=channels, root=config.data_root
-        )
+            for split in ("train", "test")
+        }  # fmt: skip
+        self.train_data = seeded_subset(opened["train"], config.limit, config.seed)
+        self.test_data = opened["test"]
         torch.manual_seed(config.seed)
         self.net = Network(self.space, self.arch, self.train_data.num_classes, channels)
         self.net.set_regularisation(config.dropout, config.drop_connect)
-        self.net.to(self.device)
-        self.net.to(memory_format=self.memory_format)
+        self.net.to(self.device).to(memory_format=self.memory_format)
         self.model: torch.nn.Module = self.net
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -150,17 +99,9 @@ class Trainer:
             weight_decay=config.weight_decay,
         )
         # each process its share of every epoch's seeded order, whole epochs (last batch kept)
-        self.train_batches = Batches(
-            self.train_data,
-            config.batch_size,
-            drop_last=False,
-            shard=Shard(self.dist.rank, self.dist.world_size),
-            workers=config.workers,
-            device=self.device,
-        )
+        self.train_batches = self.batches(self.train_data, config.batch_size, drop_last=False)
         self.steps_per_epoch = len(self.train_batches.epoch(0))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.precision = resolve_precision(config.precision, self.device)
         self.scaler = self.precision.scaler()
         self.ema = None
         if config.ema_decay is not None:
@@ -169,72 +110,47 @@ class Trainer:
             self.ema = AveragedModel(
                 self.net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
             )
-        self.epoch = 0
         self.best_top1 = -1.0
-        self.history: list[dict[str, Any]] = []
-        if resume:
-            self._load()
-        if self.dist.is_main:
-            self.rundir.write_config(asdict(config))
+        self.begin()
 
     def _lr_factor(self, step: int) -> float:
-        warmup = self.config.resolved_warmup() * self.steps_per_epoch
-        total = self.config.epochs * self.steps_per_epoch
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        steps, c = self.steps_per_epoch, self.config
+        return cosine_lr(1.0, step, c.epochs * steps, c.resolved_warmup() * steps)
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _arch_json(self) -> str:
-        return json.dumps(self.arch.to_dict())
-
-    def _save(self, top1: float) -> None:
-        state = {
-            "model": self.net.state_dict(),
-            "arch": self._arch_json(),
-            "epoch": self.epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            **rng_state(self.device),
+    def stateful(self) -> dict[str, Stateful]:
+        state: dict[str, Stateful] = {
+            "model": self.net,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
         }
         if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
+            state["ema"] = self.ema
+        return state
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"arch": json.dumps(self.arch.to_dict()), "best_top1": self.best_top1}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        if architecture_from_dict(json.loads(state["arch"])) != self.arch:
+            raise TfnasError(f"{self.run_dir}: was trained for another architecture.")
+        self.best_top1 = float(state["best_top1"])
+
+    def _save(self, top1: float) -> None:
         if top1 >= self.best_top1:
             self.best_top1 = top1
             model = self.ema.module if self.ema is not None else self.net
             best = {
                 "model": model.state_dict(),
-                "arch": self._arch_json(),
+                "arch": json.dumps(self.arch.to_dict()),
                 "epoch": self.epoch,
                 "top1": top1,
             }
             save_state(best, self.run_dir / BEST_WEIGHTS)
-        state["best_top1"] = self.best_top1
-        self.rundir.save(state, self.history)
-
-    def _load(self) -> None:
-        loaded = self.rundir.load(self.device)
-        if loaded is None:
-            return
-        state, self.history = loaded
-        saved_arch = architecture_from_dict(json.loads(state["arch"]))
-        if saved_arch != self.arch:
-            raise TfnasError(f"{self.run_dir}: was trained for another architecture.")
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        restore_rng(state, self.device)
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
-        self.epoch = int(state["epoch"])
-        self.best_top1 = float(state["best_top1"])
+        self.save_checkpoint()
 
     # -- the loop -------------------------------------------------------------------------
-    def _train_loader(self) -> Iterable:
-        return self.train_batches.epoch(self.config.seed * 1_000_003 + self.epoch)
-
     def run(self) -> TrainResult:
         """Train the remaining epochs. Under torchrun the first process evaluates, writes
         checkpoints and metrics and reports; the others wait for it after every epoch."""
@@ -246,41 +162,36 @@ class Trainer:
         ).epoch(0)
         while self.epoch < c.epochs:
             started = time.perf_counter()
-            train = self._train_epoch(self._train_loader())
+            train = self._train_epoch(self.train_batches.epoch(self.seed(self.epoch)))
             self.epoch += 1
             if not main:
                 barrier()
                 continue
-            recalibrated = self._recalibrate_batchnorm()
-            test = evaluate(self.net, test_loader, self.device)
             row = {
                 "epoch": self.epoch - 1,
                 "lr": self.scheduler.get_last_lr()[0],
                 **train,
-                "bn_recalibrated_batches": recalibrated,
-                "test_top1": test["top1"],
-                "test_top5": test["top5"],
-                "test_loss": test["loss"],
-                "processes": self.dist.world_size,
+                "bn_recalibrated_batches": self._recalibrate_batchnorm(),
             }
-            score = test["top1"]
-            if self.ema is not None:
-                ema = evaluate(self.ema.module, test_loader, self.device)
-                row.update(ema_top1=ema["top1"], ema_top5=ema["top5"], ema_loss=ema["loss"])
-                score = ema["top1"]
+            nets = {"test": self.net} | ({"ema": self.ema.module} if self.ema else {})
+            for prefix, net in nets.items():
+                scores = evaluate(net, test_loader, self.device)
+                row |= {f"{prefix}_{k}": scores[k] for k in ("top1", "top5", "loss")}
+                if prefix == "test":
+                    row["processes"] = self.dist.world_size
             row["seconds"] = time.perf_counter() - started
             self.history.append(row)
-            self._save(score)
+            self._save(row["ema_top1" if self.ema is not None else "test_top1"])
             if writer is not None:
                 for key, value in row.items():
                     if key != "epoch" and isinstance(value, int | float):
                         writer.add_scalar(key, value, self.epoch)
                 writer.flush()
+            ema = f" (EMA {row['ema_top1']:.4f})" if self.ema is not None else ""
             print(
                 f"epoch {self.epoch}/{c.epochs}: train loss {row['train_loss']:.3f}, acc "
-                f"{row['train_acc']:.3f}; test top-1 {row['test_top1']:.4f}"
-                + (f" (EMA {row['ema_top1']:.4f})" if self.ema is not None else "")
-                + f", {row['seconds']:.0f} s",
+                f"{row['train_acc']:.3f}; test top-1 {row['test_top1']:.4f}{ema}, "
+                f"{row['seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -304,12 +215,10 @@ class Trainer:
         for net in [self.net] + ([self.ema.module] if self.ema is not None else []):
             used = recalibrate_batchnorm(
                 net,
-                self.train_batches.epoch(self.config.seed * 1_000_003 - 1 - self.epoch),
+                self.train_batches.epoch(self.seed(-1 - self.epoch)),
                 batches,
                 forward=lambda images, net=net: self._forward(net, images),
-                prepare=lambda images: images.to(
-                    self.device, memory_format=self.memory_format, non_blocking=True
-                ),
+                prepare=self.prepare,
             )
         return used
 
@@ -325,39 +234,19 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         started = time.perf_counter()
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=len(loader),
-                desc=f"epoch {self.epoch + 1}/{c.epochs}",
-                leave=False,
-                unit="step",
-                dynamic_ncols=True,
-            )
-        for images, labels in loader:
-            images = images.to(self.device, memory_format=self.memory_format, non_blocking=True)
-            labels = labels.to(self.device, non_blocking=True)
+        for batch in self.steps(loader, c.epochs):
+            images, labels = self.on_device(*batch)
             with self.precision.autocast():
                 logits = self.model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=c.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            optimizer_step(loss, self.net.parameters(), self.optimizer, self.scaler, c.grad_clip)
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.net)
             total_loss += loss.detach().float() * len(labels)
             correct += (logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
         total_loss, correct, seen = all_sum([float(total_loss), int(correct), seen], self.device)
         return {
             "train_loss": total_loss / max(1, seen),
@@ -380,57 +269,3 @@ def train(
 ) -> TrainResult:
     """Train ``config.arch`` and write checkpoints and metrics to ``run_dir``."""
     return run_to_end(lambda: Trainer(config, run_dir, resume, progress))
-
-
-def trained_network(
-    arch_path: str | Path, weights_path: str | Path, space: SearchSpace | str | None = None
-) -> tuple[Network, SearchSpace]:
-    """The network of an architecture file with trained weights loaded; the number of
-    classes and input channels are read off the weights."""
-    arch, space = load_architecture(arch_path, space)
-    path = Path(weights_path)
-    if not path.is_file():
-        raise TfnasError(f"{path}: no such weights file.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise TfnasError(f"{path}: is not a tfnas weights file ({type(exc).__name__}).") from None
-    weights = state.get("model", state) if isinstance(state, dict) else None
-    if not isinstance(weights, dict) or "head.classifier.weight" not in weights:
-        raise TfnasError(f"{path}: holds no tfnas network weights.")
-    classes = int(weights["head.classifier.weight"].shape[0])
-    stem = weights.get("stem.0.0.weight")
-    channels = int(stem.shape[1]) if stem is not None else None
-    net = Network(space, arch, classes, channels)
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise TfnasError(f"{path}: does not fit {arch_path} ({first}).") from None
-    return net.eval(), space
-
-
-def evaluate_weights(
-    arch_path: str | Path,
-    weights_path: str | Path,
-    data: str,
-    *,
-    space: SearchSpace | str | None = None,
-    data_root: str | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """Top-1, top-5 and loss of trained weights on the test split of ``data``."""
-    net, space = trained_network(arch_path, weights_path, space)
-    test = open_dataset(
-        data, "test", image_size=space.input_size, channels=net.in_channels, root=data_root
-    )
-    if test.num_classes != net.num_classes:
-        raise TfnasError(
-            f"{data} has {test.num_classes} classes but {weights_path} predicts "
-            f"{net.num_classes}; evaluate on data of the classes it was trained on."
-        )
-    target = resolve_device(device)
-    with torch.inference_mode():
-        batches = Batches(test, batch_size, shuffle=False, drop_last=False).epoch(0)
-        return evaluate(net.to(target), batches, target)

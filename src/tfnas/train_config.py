@@ -4,7 +4,8 @@ its options from it without loading torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from . import checks
 from .errors import SettingError
@@ -65,6 +66,9 @@ class TrainConfig:
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 0.2 * self.batch_size / 512
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     def resolved_bn_batches(self, steps_per_epoch: int) -> int:
         if self.bn_batches is not None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import SettingError, TfnasError
+from ..errors import TfnasError
 from . import inspect, lut, runs, workflows
 from .arguments import (
     Parser,
@@ -47,19 +47,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     leaf = leaf_parser(parser, args)
     args.given = given_options(leaf, argv)
-    # each option's flag by its destination: what a setting's error is named by
-    args.flags = {a.dest: a.option_strings[0] for a in leaf._actions if a.option_strings}
+    # each option's flag (a positional's metavar) by its destination: how an error's named
+    # settings are shown
+    args.flags = {
+        a.dest: a.option_strings[0] if a.option_strings else str(a.metavar or a.dest.upper())
+        for a in leaf._actions
+    }
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return args.func(args)
-    except SettingError as exc:
-        print(f"tfnas: error: {exc.naming(flag_of(args.flags, exc.setting))}", file=sys.stderr)
-        return 2
     except TfnasError as exc:
-        print(f"tfnas: error: {one_sentence(exc)}", file=sys.stderr)
+        text = exc.render(lambda setting: flag_of(args.flags, setting))
+        print(f"tfnas: error: {one_sentence(text)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tfnas: interrupted", file=sys.stderr)

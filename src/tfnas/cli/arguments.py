@@ -10,7 +10,6 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import TfnasError
 from ..latency.policy import TimingPolicy
 from ..options import (
     MODEL_FORMATS,
@@ -268,10 +267,10 @@ def flag_of(flags: dict[str, str], setting: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def one_sentence(exc: TfnasError) -> str:
-    """The error's sentence; one raised in a DataLoader worker process arrives wrapped in
+def one_sentence(text: str) -> str:
+    """An error's sentence; one raised in a DataLoader worker process arrives wrapped in
     the worker's traceback, whose last line holds it."""
-    text = str(exc).strip()
+    text = text.strip()
     if "Traceback" in text:
         last = text.splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last

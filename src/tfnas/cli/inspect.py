@@ -8,7 +8,7 @@ import sys
 from ..io import check_output
 from ..options import IN_CHANNELS
 from .arguments import whole_number
-from .output import millions, print_json, text_table
+from .output import print_json, text_table
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
@@ -43,62 +43,7 @@ def cmd_space_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**space.to_dict(), "hash": space.hash})
         return 0
-    print(f"space {space.name} (hash {space.hash}, from {space.source})")
-    if space.description:
-        print(space.description)
-    print(
-        f"input {space.input_size}x{space.input_size}, {space.input_channels} channel(s); "
-        f"{space.classes} classes by default"
-    )
-    for i, layer in enumerate(space.stem):
-        res, ch = space.stem_geometry[i]
-        extra = f" e{layer.expansion} se{layer.se_channels}" if layer.kind == "mbconv" else ""
-        print(
-            f"stem {i + 1}: {layer.kind} k{layer.kernel}{extra} {ch}->{layer.out_channels} "
-            f"s{layer.stride} {layer.act} @{res}px"
-        )
-    rows = []
-    for s, stage in enumerate(space.stages):
-        for pos in space.positions[s]:
-            bounds: dict[str, str] = {}
-            for b in space.candidates(s, pos.index):
-                bounds.setdefault(f"e{b.expansion}", f"{b.min_width}..{b.max_width}")
-            depth = f"{stage.min_depth}..{stage.blocks}" if pos.index == 0 else ""
-            ops = " ".join(op.label for op in stage.ops) if pos.index == 0 else ""
-            rows.append(
-                (
-                    f"s{s + 1}.b{pos.index + 1}",
-                    depth,
-                    pos.resolution,
-                    f"{pos.in_channels}->{pos.out_channels}",
-                    pos.stride,
-                    pos.act,
-                    ", ".join(f"{e} {w}" for e, w in bounds.items()),
-                    ops,
-                )
-            )
-    print(
-        text_table(
-            rows,
-            (
-                "block",
-                "depths",
-                "res",
-                "channels",
-                "stride",
-                "act",
-                "mid-width bounds",
-                "candidate ops",
-            ),
-        )
-    )
-    head = space.head
-    conv = (
-        f"conv 1x1 {space.final_channels}->{head.out_channels} {head.act}, "
-        if head.out_channels
-        else ""
-    )
-    print(f"head: {conv}avg pool, dropout {head.dropout}, linear")
+    print(space.summary())
     return 0
 
 
@@ -106,7 +51,7 @@ def cmd_arch_random(args: argparse.Namespace) -> int:
     from ..arch import random_architecture
     from ..space import load_space
 
-    check_output(args.out, "--out", "file")
+    check_output(args.out, "out", "file")
 
     space = load_space(args.space)
     arch = random_architecture(space, args.seed)
@@ -154,15 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"{args.arch}: space {space.name}, depths {'-'.join(map(str, arch.depths))}, "
         f"{num_classes} classes, {in_channels} input channel(s)"
     )
-    rows = []
-    for p in cost.parts:
-        width = f"{p.width} ({p.min_width}..{p.max_width})" if p.width is not None else ""
-        rows.append((p.name, p.label, width, f"{p.params:,}", f"{p.macs / 1e6:.2f}M"))
-    print(text_table(rows, ("part", "block", "mid width (bounds)", "params", "MACs")))
-    print(
-        f"total: {millions(cost.params)} params, {cost.macs / 1e6:.2f}M MACs "
-        f"({cost.flops / 1e6:.2f}M FLOPs) at {cost.input_shape[2]}x{cost.input_shape[3]}"
-    )
+    print(cost.report())
     if batch:
         print(
             f"real batch of {batch['size']} {data.name} test images: "

@@ -23,31 +23,7 @@ from .arguments import (
     number_at_least,
     whole_number,
 )
-from .output import millions, print_json, text_table
-
-
-def table_and_space(lut_path: str, space_arg: str | None):
-    """A latency table and the space it belongs to (built-in by name, or --space FILE)."""
-    from ..latency.table import LatencyTableError, load_table
-    from ..space import load_space
-
-    table = load_table(lut_path)
-    if space_arg is None:
-        try:
-            space = load_space(table.space_name)
-        except TfnasError:
-            raise LatencyTableError(
-                f"{lut_path}: belongs to space '{table.space_name}', which is not built in; "
-                "pass its YAML file with --space."
-            ) from None
-    else:
-        space = load_space(space_arg)
-    try:
-        table.check_space(space)
-    except LatencyTableError as exc:
-        raise LatencyTableError(f"{lut_path}: {exc}") from None
-    table.check_entries(space, lut_path)
-    return table, space
+from .output import print_json
 
 
 def runner_of(args: argparse.Namespace, timing_device: bool = True):
@@ -85,7 +61,7 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     from ..latency.journal import journal_path
     from ..space import load_space
 
-    check_output(args.out, "--out", "file")
+    check_output(args.out, "out", "file")
 
     space = load_space(args.space)
     runner = runner_of(args)
@@ -151,7 +127,7 @@ def cmd_lut_plan(args: argparse.Namespace) -> int:
     from ..latency.plan import write_plan
     from ..space import load_space
 
-    check_output(args.out, "--out", "directory")
+    check_output(args.out, "out", "directory")
     space = load_space(args.space)
     with tqdm(
         total=len(plan_jobs(space, args.width_step)),
@@ -173,7 +149,7 @@ def cmd_lut_assemble(args: argparse.Namespace) -> int:
     from ..latency.plan import assemble_table, load_manifest, read_measurements
     from ..space import load_space
 
-    check_output(args.out, "--out", "file")
+    check_output(args.out, "out", "file")
     manifest = load_manifest(args.plan)
     latencies = read_measurements(args.measurements, manifest)
     space = load_space(args.space) if args.space else None
@@ -189,7 +165,7 @@ def cmd_lut_assemble(args: argparse.Namespace) -> int:
 def cmd_lut_import(args: argparse.Namespace) -> int:
     from ..latency.official import import_tfnas_table
 
-    check_output(args.out, "--out", "file")
+    check_output(args.out, "out", "file")
 
     table = import_tfnas_table(args.file)
     table.save(args.out)
@@ -201,9 +177,9 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 
 
 def cmd_lut_range(args: argparse.Namespace) -> int:
-    from ..latency.table import latency_range
+    from ..latency.table import latency_range, load_table_and_space
 
-    table, space = table_and_space(args.lut, args.space)
+    table, space = load_table_and_space(args.lut, args.space)
     r = latency_range(space, table)
     if args.json:
         print_json(
@@ -231,8 +207,9 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from ..latency.check import check_table
     from ..latency.measure import fingerprint_differences, say_other_device
     from ..latency.meters import table_meter
+    from ..latency.table import load_table_and_space
 
-    table, space = table_and_space(args.lut, args.space)
+    table, space = load_table_and_space(args.lut, args.space)
     meter = table_meter(table, runner=runner_of(args))
     other_device = fingerprint_differences(table.device, meter.fingerprint())
     if other_device:
@@ -261,73 +238,26 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**result.to_dict(), "table_device_differs": bool(other_device)})
         return 0
-    rows = [
-        (
-            r["seed"],
-            f"{r['predicted_ms']:.3f}",
-            f"{r['measured_ms']:.3f}",
-            f"{(r['predicted_ms'] - r['measured_ms']) / r['measured_ms'] * 100:+.1f}%",
-        )
-        for r in result.rows
-    ]
-    print(text_table(rows, ("seed", "predicted ms", "measured ms", "error")))
-    if result.drift is not None:
-        print(result.drift.sentence())
-
-    def line(name: str, st: dict) -> str:
-        return (
-            f"{name}: mean |error| {st['mean_abs_pct']:.2f}%, median {st['median_abs_pct']:.2f}%, "
-            f"within 5%: {st['within_5pct']:.0%}, within 10%: {st['within_10pct']:.0%}, "
-            f"worst {st['worst_pct']:+.1f}%"
-        )
-
-    print(line("table as it was", result.before))
-    if result.drift is not None:
-        print(line("drift-corrected", result.extra["before_drift_corrected"]))
-    if result.calibration is not None:
-        cal = result.calibration
+    print(result.report(args.lut))
+    if result.misses:
         print(
-            f"calibration: measured = {cal.scale:.4f} x predicted {cal.offset_ms:+.4f} ms "
-            f"(stored in {args.lut})"
+            "warning: the calibrated table still misses by more than usual; was the "
+            "machine busy while the table was built or checked? Rebuild or recheck it on "
+            "a quiet machine.",
+            file=sys.stderr,
         )
-        print(line("calibrated (in-sample)", result.after))
-        print(line("calibrated (leave-one-out)", result.after_leave_one_out))
-        loo = result.after_leave_one_out
-        if loo["median_abs_pct"] > 5 or loo["within_10pct"] < 0.9:
-            print(
-                "warning: the calibrated table still misses by more than usual; was the "
-                "machine busy while the table was built or checked? Rebuild or recheck it on "
-                "a quiet machine.",
-                file=sys.stderr,
-            )
     return 0
-
-
-def _same_space(arch_path: str, lut_path: str, table_space: str) -> None:
-    """An architecture and a table of different spaces: the table is the odd one out (the
-    architecture is what the user wants profiled), so the sentence names it."""
-    from ..arch import architecture_from_dict
-    from ..errors import ArchitectureError
-    from ..io import read_json
-
-    arch = architecture_from_dict(
-        read_json(arch_path, "architecture file", ArchitectureError), arch_path
-    )
-    if arch.space_name != table_space:
-        raise TfnasError(
-            f"{lut_path}: is a latency table of space '{table_space}', but {arch_path} is a "
-            f"network of space '{arch.space_name}'; use a table built for '{arch.space_name}'."
-        )
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from ..arch import load_architecture
-    from ..latency.profile import profile_network
+    from ..latency.profile import check_same_space, profile_network, profile_report
+    from ..latency.table import load_table_and_space
 
     table = None
     if args.lut:
-        table, space = table_and_space(args.lut, args.space)
-        _same_space(args.arch, args.lut, table.space_name)
+        table, space = load_table_and_space(args.lut, args.space)
+        check_same_space(args.arch, args.lut, table.space_name)
         arch, space = load_architecture(args.arch, space)
     else:
         arch, space = load_architecture(args.arch, args.space)
@@ -344,28 +274,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         classes=args.classes,
         in_channels=args.in_channels,
     )
-    drift_sentence = out.pop("drift_sentence", None)
-    measured = out["measured_ms"]
     if args.json:
-        print_json(out)
+        print_json({k: v for k, v in out.items() if k != "drift_sentence"})
         return 0
-    print(
-        f"{args.arch} on {args.device} ({meter.threads} thread(s), batch {meter.batch_size}): "
-        f"{measured:.3f} ms (best {meter.policy.statistic} of {out['windows']} windows, "
-        f"{out['calls_timed']} calls; median of all calls {out['median_ms']:.3f} ms)"
-    )
-    if table is not None:
-        print(
-            f"predicted by {args.lut}: {out['predicted_ms']:.3f} ms "
-            f"({out['error_pct']:+.1f}% against measured)"
-        )
-        if drift_sentence is not None:
-            print(drift_sentence)
-            print(
-                f"drift-corrected: measured {out['measured_drift_corrected_ms']:.3f} ms, "
-                f"predicted {out['error_drift_corrected_pct']:+.1f}% against it"
-            )
-    print(f"{millions(out['params'])} params, {out['macs'] / 1e6:.2f}M MACs")
+    print(profile_report(out, args.arch, args.device, args.lut if table else None))
     return 0
 
 

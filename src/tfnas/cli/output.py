@@ -1,28 +1,14 @@
-"""How commands print: aligned tables, JSON, counts."""
+"""How commands print: JSON (aligned tables and counts are :mod:`tfnas.text`'s)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
+from ..text import millions, text_table
 
-def text_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ).rstrip()
-        for r in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+__all__ = ["millions", "print_json", "text_table"]
 
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
-
-
-def millions(n: int) -> str:
-    return f"{n / 1e6:.3f}M"

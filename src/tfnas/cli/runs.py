@@ -12,14 +12,13 @@ from ..options import MODEL_FORMATS
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
 from .arguments import add_settings, number_at_least, settings_given, whole_number
-from .lut import table_and_space
 from .output import print_json
 
 
 def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
-    from ..latency.table import target_at_fraction
+    from ..latency.table import load_table_and_space, target_at_fraction
 
-    table, loaded = table_and_space(lut, space)
+    table, loaded = load_table_and_space(lut, space)
     return target_at_fraction(loaded, table, fraction)
 
 
@@ -121,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..train import evaluate_weights
+    from ..evaluation import evaluate_weights
 
     result = evaluate_weights(
         args.arch,
@@ -145,10 +144,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..evaluation import trained_network
     from ..export import export_network
-    from ..train import trained_network
 
-    check_output(args.out, "--out", "file")
+    check_output(args.out, "out", "file")
 
     net, space = trained_network(args.arch, args.weights, args.space)
     check = export_network(

@@ -90,7 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import write_report
 
     if args.out is not None:
-        check_output(args.out, "--out", "directory")
+        check_output(args.out, "out", "directory")
     report = write_report(args.run_dir, args.out)
     print(
         f"wrote {report.html_path} ({len(report.figure_paths)} figures, also as PNG files in "

@@ -13,12 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import SettingError
 from ..options import DEFAULT_SCRUB_KIB
 from ..space import SearchSpace
 from .jobs import REFERENCE_JOB, PlanModules, plan_jobs, table_from_measurements
 from .journal import Journal, journal_path, measuring_progress
 from .measure import LatencyMeter
-from .table import LatencyTable, LatencyTableError
+from .table import LatencyTable
 
 JOURNAL_FORMAT = "tfnas-latency-journal"
 # what must agree for a journal's measurements to be continued, and the value a journal from
@@ -50,7 +51,7 @@ def build_table(
     """
     out = Path(out)
     if scrub_kib < 0:
-        raise LatencyTableError(f"--scrub-kib must be 0 or more, got {scrub_kib}.")
+        raise SettingError("scrub_kib", f"must be 0 or more, got {scrub_kib}.")
     classes = classes or space.classes
     in_channels = in_channels or space.input_channels
     jobs = plan_jobs(space, width_step)

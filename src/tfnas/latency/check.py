@@ -15,6 +15,7 @@ from typing import Any
 from ..arch import random_architecture
 from ..errors import SettingError, TfnasError
 from ..space import SearchSpace
+from ..text import text_table
 from .drift import Drift, say_no_reference, table_reference
 from .measure import LatencyMeter
 from .meters import measure_networks
@@ -79,6 +80,40 @@ class CheckResult:
             calibrated.meta = {**calibrated.meta, "reference": reference}
         return calibrated
 
+    def report(self, lut: str) -> str:
+        """The check as text: one row per network, the errors' summary before (and after)
+        calibrating ``lut``, and the drift of the machine since the table was built."""
+        rows = [
+            (
+                r["seed"],
+                f"{r['predicted_ms']:.3f}",
+                f"{r['measured_ms']:.3f}",
+                f"{(r['predicted_ms'] - r['measured_ms']) / r['measured_ms'] * 100:+.1f}%",
+            )
+            for r in self.rows
+        ]
+        lines = [text_table(rows, ("seed", "predicted ms", "measured ms", "error"))]
+        if self.drift is not None:
+            lines.append(self.drift.sentence())
+        lines.append(_errors_line("table as it was", self.before))
+        if self.drift is not None:
+            lines.append(_errors_line("drift-corrected", self.extra["before_drift_corrected"]))
+        if self.calibration is not None:
+            cal = self.calibration
+            lines += [
+                f"calibration: measured = {cal.scale:.4f} x predicted {cal.offset_ms:+.4f} ms "
+                f"(stored in {lut})",
+                _errors_line("calibrated (in-sample)", self.after),
+                _errors_line("calibrated (leave-one-out)", self.after_leave_one_out),
+            ]
+        return "\n".join(lines)
+
+    @property
+    def misses(self) -> bool:
+        """Whether the calibrated table still misses by more than a quiet machine's does."""
+        loo = self.after_leave_one_out
+        return loo is not None and (loo["median_abs_pct"] > 5 or loo["within_10pct"] < 0.9)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "archs": len(self.rows),
@@ -94,6 +129,14 @@ class CheckResult:
             out["after"] = self.after
             out["after_leave_one_out"] = self.after_leave_one_out
         return out
+
+
+def _errors_line(name: str, st: dict[str, float]) -> str:
+    return (
+        f"{name}: mean |error| {st['mean_abs_pct']:.2f}%, median {st['median_abs_pct']:.2f}%, "
+        f"within 5%: {st['within_5pct']:.0%}, within 10%: {st['within_10pct']:.0%}, "
+        f"worst {st['worst_pct']:+.1f}%"
+    )
 
 
 def check_table(
@@ -122,7 +165,7 @@ def check_table(
     if archs < 1:
         raise SettingError("archs", f"must be at least 1, got {archs}.")
     if calibrate and archs < 3:
-        raise TfnasError("--calibrate needs at least 3 architectures (--archs 3).")
+        raise SettingError("archs", f"must be at least 3 to calibrate, got {archs}.")
     classes = table.meta.get("classes")
     in_channels = table.meta.get("in_channels")
     reference = table_reference(table, space) if check_drift else None

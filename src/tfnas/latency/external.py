@@ -36,6 +36,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import SettingError, named
 from ..io import json_object
 from ..options import MODEL_FORMATS
 from ..space import SearchSpace
@@ -48,6 +49,9 @@ from .table import LatencyTable, LatencyTableError
 EXTERNAL_JOURNAL = "tfnas-external-journal"
 BATCH = 64  # models per runner call with {models}
 TIMING_ENV = "TFNAS_TIMING"  # "block" or "network", for the runner
+
+
+RUNNER = named("runner")
 
 
 class RunnerError(LatencyTableError):
@@ -65,16 +69,16 @@ class ExternalRunner:
         try:
             tokens = shlex.split(self.command)
         except ValueError as exc:
-            raise RunnerError(f"--runner {self.command!r}: cannot be split ({exc}).") from None
+            raise RunnerError(f"{RUNNER} {self.command!r}: cannot be split ({exc}).") from None
         if not tokens:
-            raise RunnerError("--runner is empty; give the command that times one model.")
+            raise RunnerError(f"{RUNNER} is empty; give the command that times one model.")
         if not any("{model}" in t or t == "{models}" for t in tokens):
             raise RunnerError(
-                f"--runner {self.command!r}: says neither {{model}} (one model per call) nor "
+                f"{RUNNER} {self.command!r}: says neither {{model}} (one model per call) nor "
                 "{models} (several, each its own argument); tfnas puts the model paths there."
             )
         if not (isinstance(self.timeout_s, int | float) and self.timeout_s > 0):
-            raise RunnerError(f"--runner-timeout must be positive, got {self.timeout_s}.")
+            raise SettingError("runner_timeout", f"must be positive, got {self.timeout_s}.")
 
     @property
     def batched(self) -> bool:
@@ -124,12 +128,12 @@ class ExternalRunner:
                 env={**os.environ, TIMING_ENV: kind},
             )
         except FileNotFoundError:
-            raise RunnerError(f"--runner: no such program {argv[0]!r}.") from None
+            raise RunnerError(f"{RUNNER}: no such program {argv[0]!r}.") from None
         except subprocess.TimeoutExpired as exc:
             stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
             error = RunnerError(
                 f"{name}: the runner did not finish within {self.timeout_s:g} s per model "
-                "(--runner-timeout)."
+                f"({named('runner_timeout')})."
             )
             return self._parse(stdout or "", files), error, stdout or ""
         found = self._parse(done.stdout, files)

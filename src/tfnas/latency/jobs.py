@@ -17,11 +17,12 @@ from typing import Any
 from torch import nn
 
 from ..block import BlockSpec
+from ..errors import SettingError
 from ..nn.blocks import MBConv
 from ..nn.network import Head, Network, build_stem
 from ..space import SearchSpace
 from .drift import reference_architecture, reference_record
-from .table import LatencyTable, LatencyTableError
+from .table import LatencyTable
 
 REFERENCE_JOB = "reference"
 
@@ -52,7 +53,7 @@ def knot_widths(specs: list[BlockSpec], width_step: int) -> list[int]:
 def plan_jobs(space: SearchSpace, width_step: int) -> list[Job]:
     """The measurements a table of ``space`` needs, fixed parts first."""
     if width_step < 1:
-        raise LatencyTableError(f"--width-step must be at least 1, got {width_step}.")
+        raise SettingError("width_step", f"must be at least 1, got {width_step}.")
     groups: dict[str, list[BlockSpec]] = {}
     for spec in space.all_block_specs():
         groups.setdefault(spec.lut_key, []).append(spec)

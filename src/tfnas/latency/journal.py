@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from ..errors import named
 from ..io import json_object
 from .table import LatencyTableError
 
@@ -57,8 +58,8 @@ class Journal:
             return
         if not resume:
             raise LatencyTableError(
-                f"{path}: a partial build is there; pass --resume to continue it, or delete it "
-                "to start over."
+                f"{path}: a partial build is there; pass {named('resume')} to continue it, or "
+                "delete it to start over."
             )
         lines = path.read_text(encoding="utf-8").splitlines()
         saved = json_object(lines[0]) if lines else None

@@ -15,6 +15,7 @@ from typing import Protocol
 from torch import nn
 
 from ..arch import Architecture
+from ..errors import named
 from ..nn.network import Network
 from ..space import SearchSpace
 from .external import ExternalMeter, ExternalRunner
@@ -59,7 +60,7 @@ def make_meter(
         if runner is None:
             raise LatencyTableError(
                 "the table was measured by an external runner; pass the command that times "
-                "models on its device with --runner."
+                f"models on its device as {named('runner')}."
             )
         return ExternalMeter(runner, batch_size, model_format, name=name)
     return LatencyMeter(device, threads=threads, batch_size=batch_size, policy=policy)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SettingError, named
 from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
 from ..options import MODEL_FORMATS
 from ..space import SearchSpace, load_space
@@ -56,9 +57,7 @@ def model_bytes(module: nn.Module, input_shape: tuple[int, ...], fmt: str) -> by
             with torch.no_grad():
                 torch.jit.save(torch.jit.trace(module, (x,)), buffer)
         else:
-            raise LatencyTableError(
-                f"--format must be one of {', '.join(MODEL_FORMATS)}, got {fmt!r}."
-            )
+            raise SettingError("format", f"must be one of {', '.join(MODEL_FORMATS)}, got {fmt!r}.")
     return buffer.getvalue()
 
 
@@ -89,7 +88,7 @@ class Manifest:
         except Exception as exc:  # a user's space file moved or changed: say which
             raise LatencyTableError(
                 f"{self.directory / MANIFEST}: its space cannot be loaded ({exc}); pass the "
-                "space's YAML file with --space."
+                f"space's YAML file as {named('space')}."
             ) from None
 
     def model_path(self, entry: dict[str, Any]) -> Path:
@@ -112,9 +111,9 @@ def write_plan(
     manifest last, so that a directory with a manifest is a complete plan. A killed export
     resumes: model files already there (each written atomically) are checked, not redone."""
     if fmt not in MODEL_FORMATS:
-        raise LatencyTableError(f"--format must be one of {', '.join(MODEL_FORMATS)}, got {fmt!r}.")
+        raise SettingError("format", f"must be one of {', '.join(MODEL_FORMATS)}, got {fmt!r}.")
     if batch_size < 1:
-        raise LatencyTableError(f"--batch-size must be at least 1, got {batch_size}.")
+        raise SettingError("batch_size", f"must be at least 1, got {batch_size}.")
     out_dir = Path(out_dir)
     classes = classes or space.classes
     in_channels = in_channels or space.input_channels

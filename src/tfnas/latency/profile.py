@@ -2,21 +2,29 @@
 and corrected for the machine's drift since the table was built (its reference network,
 timed in alternation with the network so that both meet the same moments of the machine).
 
-``tfnas profile`` prints it; the pipeline's last step records it.
+``tfnas profile`` prints it; the pipeline's last step records it, measured in a fresh
+process (:func:`profile_in_fresh_process`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from ..arch import Architecture
+from ..arch import Architecture, architecture_from_dict, load_architecture
 from ..complexity import network_cost
+from ..errors import ArchitectureError
+from ..io import read_json
 from ..nn.network import Network
 from ..space import SearchSpace
+from ..text import millions
 from .drift import Drift, say_no_reference, table_reference
+from .external import ExternalRunner
 from .measure import fingerprint_differences, say_other_device, summarise
-from .meters import Meter
-from .table import LatencyTable
+from .meters import Meter, table_meter
+from .table import LatencyTable, LatencyTableError, load_table
 
 
 def profile_network(
@@ -59,6 +67,8 @@ def profile_network(
     cost = network_cost(net)
     out: dict[str, Any] = {
         "device": meter.fingerprint(),
+        "threads": meter.threads,
+        "batch_size": meter.batch_size,
         "statistic": meter.policy.statistic,
         "measured_ms": measured,
         "windows": len(windows),
@@ -82,4 +92,62 @@ def profile_network(
     return out
 
 
-__all__ = ["profile_network"]
+def profile_report(profile: dict[str, Any], name: str, device: str, lut: str | None) -> str:
+    """:func:`profile_network`'s result as text (``tfnas profile``): the measurement, with a
+    table (``lut``) the prediction and the drift, and the network's cost."""
+    p = profile
+    lines = [
+        f"{name} on {device} ({p['threads']} thread(s), batch {p['batch_size']}): "
+        f"{p['measured_ms']:.3f} ms (best {p['statistic']} of {p['windows']} windows, "
+        f"{p['calls_timed']} calls; median of all calls {p['median_ms']:.3f} ms)"
+    ]
+    if lut is not None:
+        lines.append(
+            f"predicted by {lut}: {p['predicted_ms']:.3f} ms "
+            f"({p['error_pct']:+.1f}% against measured)"
+        )
+        if p.get("drift_sentence") is not None:
+            lines += [
+                p["drift_sentence"],
+                f"drift-corrected: measured {p['measured_drift_corrected_ms']:.3f} ms, "
+                f"predicted {p['error_drift_corrected_pct']:+.1f}% against it",
+            ]
+    lines.append(f"{millions(p['params'])} params, {p['macs'] / 1e6:.2f}M MACs")
+    return "\n".join(lines)
+
+
+def check_same_space(arch_path: str | Path, lut_path: str | Path, table_space: str) -> None:
+    """Refuse an architecture and a table of different spaces. The table is the odd one out
+    (the architecture is what is to be profiled), so the sentence names it."""
+    arch = architecture_from_dict(
+        read_json(arch_path, "architecture file", ArchitectureError), str(arch_path)
+    )
+    if arch.space_name != table_space:
+        raise LatencyTableError(
+            f"{lut_path}: is a latency table of space '{table_space}', but {arch_path} is a "
+            f"network of space '{arch.space_name}'; use a table built for '{arch.space_name}'."
+        )
+
+
+def profile_in_fresh_process(
+    arch_file: str | Path, lut: str | Path, space: str, runner: ExternalRunner | None = None
+) -> dict[str, Any]:
+    """:func:`profile_network` of an architecture file against the table ``lut``, timed
+    as the table's blocks were (:func:`~tfnas.latency.meters.table_meter`), in a process of
+    its own: in the process that has just trained, the same network measured 10-25% slower
+    on a 2-core machine (allocator and thread-pool state left by training)."""
+    fresh = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=fresh) as pool:
+        return pool.submit(_profile_files, str(arch_file), str(lut), space, runner).result()
+
+
+def _profile_files(
+    arch_file: str, lut: str, space_source: str, runner: ExternalRunner | None
+) -> dict[str, Any]:
+    table = load_table(lut)
+    arch, space = load_architecture(arch_file, space_source)
+    meter = table_meter(table, runner=runner)
+    return profile_network(space, arch, meter, table=table, table_source=lut)
+
+
+__all__ = ["check_same_space", "profile_in_fresh_process", "profile_network", "profile_report"]

@@ -20,9 +20,9 @@ import torch
 
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
-from ..errors import SettingError, TfnasError
+from ..errors import SettingError, TfnasError, named
 from ..io import atomic_write_json, read_json
-from ..space import SearchSpace
+from ..space import SearchSpace, load_space
 
 LUT_FORMAT = "tfnas-latency-table"
 LUT_VERSION = 1
@@ -280,6 +280,30 @@ def load_table(path: str | Path, space: SearchSpace | None = None) -> LatencyTab
     return table
 
 
+def load_table_and_space(
+    path: str | Path, space: SearchSpace | str | None = None
+) -> tuple[LatencyTable, SearchSpace]:
+    """A latency table and the space it belongs to: ``space`` (a name or YAML file), else
+    the built-in space the table names; the two are checked to fit."""
+    table = load_table(path)
+    if space is None:
+        try:
+            space = load_space(table.space_name)
+        except TfnasError:
+            raise LatencyTableError(
+                f"{path}: belongs to space '{table.space_name}', which is not built in; "
+                f"pass its YAML file as {named('space')}."
+            ) from None
+    elif not isinstance(space, SearchSpace):
+        space = load_space(space)
+    try:
+        table.check_space(space)
+    except LatencyTableError as exc:
+        raise LatencyTableError(f"{path}: {exc}") from None
+    table.check_entries(space, str(path))
+    return table, space
+
+
 def table_from_dict(data: Any, source: str) -> LatencyTable:
     def fail(where: str, reason: str) -> LatencyTableError:
         return LatencyTableError(f"{source}: field '{where}' {reason}.")
@@ -390,6 +414,18 @@ def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
     return LatencyRange(
         table.predict(space, fastest), table.predict(space, slowest), fastest, slowest
     )
+
+
+def check_target(space: SearchSpace, table: LatencyTable, target_ms: float) -> tuple[float, float]:
+    """Refuse a target outside the space's feasible range on this table, naming the range."""
+    r = latency_range(space, table)
+    if not r.fastest_ms <= target_ms <= r.slowest_ms:
+        raise LatencyTableError(
+            f"target {target_ms:g} ms is outside the feasible latency range of space "
+            f"'{space.name}' on this table, {r.fastest_ms:.3f} to {r.slowest_ms:.3f} ms; "
+            "choose a target within it."
+        )
+    return r.fastest_ms, r.slowest_ms
 
 
 def target_at_fraction(space: SearchSpace, table: LatencyTable, fraction: float) -> float:

@@ -194,6 +194,12 @@ class SearchConfig:
             known["arch_betas"] = tuple(known["arch_betas"])
         return cls(**known)
 
+    def summary(self) -> dict[str, Any]:
+        """The settings an architecture file records of the search that found it."""
+        kept = ("epochs", "seed", "sampling", "depth", "width", "lambda_lat", "latency_loss",
+                "data", "limit", "select_candidates")  # fmt: skip
+        return {k: v for k, v in self.to_dict().items() if k in kept}
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["arch_betas"] = list(self.arch_betas)

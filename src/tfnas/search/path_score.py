@@ -11,14 +11,20 @@ of K random networks" line and the ground-truth benches all score architectures 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ..arch import Architecture
+from ..errors import TfnasError
 from ..nn.batchnorm import recalibrate_batchnorm
 from ..nn.supernet import Supernet
+from ..rundir import CONFIG_FILE, SEARCH_CHECKPOINT
+from ..space import load_space
+from .config import SearchConfig
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -120,3 +126,19 @@ def ranking_quality(
 
 
 __all__ = ["PathScorer", "ranking_quality", "supernet_path"]
+
+
+def trained_supernet(run_dir: str | Path) -> tuple[Supernet, SearchConfig]:
+    """The supernet of a search run (its last checkpoint, on the CPU) and the run's settings:
+    for scoring architectures as its paths after the search (:mod:`tfnas.search.path_score`)."""
+    run_dir = Path(run_dir)
+    for name in (CONFIG_FILE, SEARCH_CHECKPOINT):
+        if not (run_dir / name).is_file():
+            raise TfnasError(f"{run_dir}: is not a search run (no {name}).")
+    config = SearchConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+    space = load_space(config.space)
+    state = torch.load(run_dir / SEARCH_CHECKPOINT, map_location="cpu", weights_only=True)
+    classes = int(state["net"]["head.classifier.weight"].shape[0])
+    net = Supernet(space, classes, config.in_channels, config.depth, config.op_weights)
+    net.load_state_dict(state["net"])
+    return net, config

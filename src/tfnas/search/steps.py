@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from ..engine import optimizer_step
 from ..nn.supernet import Path, Supernet
 from ..precision import Precision
 from .sampling import gumbel_softmax
@@ -70,29 +71,6 @@ class ArchStepStats(StepStats):
     latency_loss: torch.Tensor | float = 0.0  # relative latency error summed over steps
 
 
-def _backward_and_update(
-    loss: torch.Tensor,
-    params: list[torch.nn.Parameter],
-    optimizer: torch.optim.Optimizer,
-    grad_clip: float | None,
-    reduce_grads: GradReducer | None,
-    scaler: torch.amp.GradScaler | None,
-) -> None:
-    """Backward (loss-scaled under fp16), average gradients across processes (every process
-    ran the same paths, so the same parameters hold gradients), clip them, step. A disabled
-    scaler (the default) passes everything straight through."""
-    scaler = scaler or _NO_SCALING
-    scaler.scale(loss).backward()
-    params = [p for p in params if p.grad is not None]
-    if reduce_grads is not None:
-        reduce_grads([p.grad for p in params])
-    scaler.unscale_(optimizer)
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-
-
 def _autocast(precision: Precision | None):
     return precision.autocast() if precision is not None else contextlib.nullcontext()
 
@@ -123,7 +101,9 @@ def weight_step(
             loss = loss + F.cross_entropy(logits, labels)
             if correct is None:
                 correct = (logits.detach().argmax(1) == labels).sum()
-    _backward_and_update(loss, net.weight_parameters(), optimizer, grad_clip, reduce_grads, scaler)
+    optimizer_step(
+        loss, net.weight_parameters(), optimizer, scaler or _NO_SCALING, grad_clip, reduce_grads
+    )
     n = len(labels)
     return StepStats(loss.detach() / len(paths) * n, correct, n, 1)
 
@@ -163,8 +143,8 @@ def arch_step(
         expected = net.expected_latency(table, op_weights, depth_weights)
         latency_loss = penalty.relative_error(expected)
         loss = ce + penalty.weight * latency_loss
-        _backward_and_update(
-            loss, net.arch_parameters(), optimizer, grad_clip, reduce_grads, scaler
+        optimizer_step(
+            loss, net.arch_parameters(), optimizer, scaler or _NO_SCALING, grad_clip, reduce_grads
         )
     finally:
         for p in weights:

@@ -1,0 +1,90 @@
+"""What the search reads off its supernet at an epoch's end: the architecture it derives
+for the target, and the row of figures that show how far the search has come.
+
+Derivation is the argmax of the learned distribution, made able to meet the target
+(projection, :mod:`tfnas.search.projection`) and scaled onto it (elasticity-scaling,
+:mod:`tfnas.search.elastic`), unless the widths are fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..arch import Architecture
+from ..latency.table import LatencyTable
+from ..nn.supernet import Supernet
+from ..space import SearchSpace
+from .config import SearchConfig
+from .elastic import elastic_scale
+from .projection import project_to_target
+
+
+@torch.no_grad()
+def derive_for_target(
+    net: Supernet, space: SearchSpace, table: LatencyTable, config: SearchConfig
+) -> tuple[Architecture, list[list[int]], list[str]]:
+    """The derived architecture at ``config.target_ms``, which supernet op each block takes
+    its weights from, and what projection changed; elastic widths are applied to ``net``."""
+    arch, sources = net.derive()
+    op_log_probs = [
+        [torch.log_softmax(net.alpha(s, b), 0).tolist() for b in range(len(stage))]
+        for s, stage in enumerate(net.stages)
+    ]
+    depth_log_probs = (
+        [torch.log_softmax(beta, 0).tolist() for beta in net.betas]
+        if config.depth == "sink"
+        else None
+    )
+    elastic = config.width == "elastic"
+    projection = project_to_target(
+        space, table, arch, sources, config.target_ms, op_log_probs, depth_log_probs, elastic
+    )
+    arch, sources = projection.arch, projection.sources
+    if elastic:
+        on_knots = config.width_grid == "knots"
+        arch = elastic_scale(space, arch, table, config.target_ms, on_knots=on_knots).arch
+        net.apply_widths(arch, sources)
+    return arch, sources, projection.changes
+
+
+@torch.no_grad()
+def distribution_row(
+    net: Supernet, space: SearchSpace, table: LatencyTable, arch: Architecture
+) -> dict[str, Any]:
+    """The learned distribution's figures, and those of ``arch`` (the derived one)."""
+    probs = net.op_probabilities()
+    entropies = [[float(-(p * p.clamp_min(1e-12).log()).sum()) for p in stage] for stage in probs]
+    choices = [
+        (e, p)
+        for es, ps in zip(entropies, probs, strict=True)
+        for e, p in zip(es, ps, strict=True)
+        if len(p) > 1
+    ] or [(0.0, torch.ones(2))]
+    return {
+        "expected_latency_ms": float(net.expected_latency(table)),
+        "derived_latency_ms": table.predict(space, arch),
+        "arch": arch.describe(),
+        "depths": list(arch.depths),
+        "depth_probs": [w.tolist() for w in net.depth_weights()],
+        "op_probs": [[p.tolist() for p in stage] for stage in probs],
+        "op_entropy": entropies,
+        # 1.0: every block still uniform over its ops; 0.0: every block decided
+        "op_entropy_ratio": sum(e / math.log(len(p)) for e, p in choices) / len(choices),
+        "top_op_prob": sum(float(p.max()) for _, p in choices) / len(choices),
+        "widths": [[choice.width for choice in stage] for stage in arch.stages],
+    }
+
+
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    """The one line an epoch's end prints."""
+    return (
+        f"epoch {row['epoch'] + 1}/{epochs} ({row['phase']}): loss {row['weight_loss']:.3f}, "
+        f"path acc {row['weight_acc']:.3f}, arch-split acc "
+        f"{row['derived_arch_split_acc']:.3f}, op entropy {row['op_entropy_ratio']:.2f} "
+        f"of uniform, tau {row['tau']:.2f}, expected {row['expected_latency_ms']:.3f} ms, "
+        f"derived {row['derived_latency_ms']:.3f} ms (target {row['target_ms']:g}), "
+        f"{row['seconds']:.0f} s"
+    )
