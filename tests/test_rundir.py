@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tfnas.engine import GeneratorState
 from tfnas.errors import TfnasError
 from tfnas.rundir import RunDir
 
@@ -38,3 +39,13 @@ def test_guard_resumes_a_run_saved_before_a_setting_existed(tmp_path):
     run.guard({"epochs": 4, "precision": "auto"}, resume=True, defaults=defaults)
     with pytest.raises(TfnasError, match=r"precision bf16 \(it was started with auto\)"):
         run.guard({"epochs": 4, "precision": "bf16"}, resume=True, defaults=defaults)
+
+
+def test_a_generators_state_comes_back_from_both_checkpoint_forms():
+    generator = torch.Generator().manual_seed(3)
+    saved = GeneratorState(generator).state_dict()
+    expected = torch.rand(4, generator=generator)
+    for form in (saved, saved["state"]):  # today's, and an older tfnas's bare tensor
+        again = torch.Generator().manual_seed(99)
+        GeneratorState(again).load_state_dict(form)
+        assert torch.equal(torch.rand(4, generator=again), expected)

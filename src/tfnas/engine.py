@@ -78,8 +78,10 @@ class GeneratorState:
     def state_dict(self) -> dict[str, Any]:
         return {"state": self.generator.get_state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["state"].cpu())
+    def load_state_dict(self, state: dict[str, Any] | torch.Tensor) -> None:
+        # a search checkpointed by an older tfnas holds the generator's state tensor itself
+        tensor = state if isinstance(state, torch.Tensor) else state["state"]
+        self.generator.set_state(tensor.cpu())
 
 
 def optimizer_step(
