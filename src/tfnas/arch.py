@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .block import BlockSpec, OpSpec
-from .errors import ArchitectureError, TfnasError, named
+from .errors import ArchitectureError
 from .io import atomic_write_json, read_json
-from .space import SearchSpace, load_space
+from .space import SearchSpace, space_of_file
 
 ARCH_FORMAT = "tfnas-architecture"
 ARCH_VERSION = 1
@@ -197,16 +197,7 @@ def load_architecture(
     path = Path(path)
     data = read_json(path, "architecture file", ArchitectureError)
     arch = architecture_from_dict(data, str(path))
-    if space is None:
-        try:
-            space = load_space(arch.space_name)
-        except TfnasError:
-            raise ArchitectureError(
-                f"{path}: belongs to space '{arch.space_name}', which is not built in; "
-                f"pass its YAML file as {named('space')}."
-            ) from None
-    elif not isinstance(space, SearchSpace):
-        space = load_space(space)
+    space = space_of_file(path, arch.space_name, space, ArchitectureError)
     return validate(arch, space, str(path)), space
 
 

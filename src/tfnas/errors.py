@@ -19,6 +19,11 @@ def named(setting: str) -> str:
     return f"[[{setting}]]"
 
 
+def _within(text: str, prefix: str) -> str:
+    """``text`` with every named setting made a part of ``prefix``."""
+    return _SETTING.sub(lambda m: named(f"{prefix}.{m.group(1)}"), text)
+
+
 class TfnasError(Exception):
     """A user error: bad file, bad setting, missing data. Its message is one full sentence;
     the settings it names are marked with :func:`named`."""
@@ -32,7 +37,7 @@ class TfnasError(Exception):
 
     def within(self, prefix: str) -> TfnasError:
         """The same error for settings that are a part of ``prefix`` (``search.epochs``)."""
-        text = _SETTING.sub(lambda m: named(f"{prefix}.{m.group(1)}"), super().__str__())
+        text = _within(super().__str__(), prefix)
         try:
             return type(self)(text)  # of its own kind where it is made of its message alone
         except TypeError:
@@ -66,5 +71,4 @@ class SettingError(TfnasError):
         return type(self), (self.setting, self.problem)
 
     def within(self, prefix: str) -> SettingError:
-        problem = TfnasError(self.problem).within(prefix).args[0]
-        return SettingError(f"{prefix}.{self.setting}", problem)
+        return SettingError(f"{prefix}.{self.setting}", _within(self.problem, prefix))

@@ -148,7 +148,7 @@ class Pipeline:
         search = self._step("search", lambda: self._search(space), "search")
         retrain = self._step("retrain", self._retrain, "train")
         evaluation = self._step("evaluate", self._evaluate)
-        profile = self._step("profile", lambda: self._profile(space))
+        profile = self._step("profile", self._profile)
         summary = {
             "space": space.name,
             "data": self.config.data,
@@ -290,7 +290,7 @@ class Pipeline:
             device=c.device,
         )
 
-    def _profile(self, space) -> dict[str, Any]:
+    def _profile(self) -> dict[str, Any]:
         """The searched network timed as the table's blocks were, in a fresh process
         (:func:`~tfnas.latency.profile.profile_in_fresh_process`)."""
         c = self.config

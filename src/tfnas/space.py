@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .block import ACTIVATIONS, BlockSpec, OpSpec, conv_out_resolution
-from .errors import SpaceError
+from .errors import SpaceError, TfnasError, named
 from .options import IN_CHANNELS
 from .text import text_table
 
@@ -295,6 +295,28 @@ BUILTIN_SPACES = ("tfnas-imagenet", "tfnas-small")
 
 def builtin_space_names() -> tuple[str, ...]:
     return BUILTIN_SPACES
+
+
+def space_of_file(
+    path: str | Path,
+    space_name: str,
+    given: SearchSpace | str | Path | None,
+    error: type[TfnasError],
+) -> SearchSpace:
+    """The space of a file (an architecture, a latency table) at ``path`` that names space
+    ``space_name``: ``given`` (loaded, or a name or YAML file), else the built-in space of
+    that name; a space that is not built in must be given, else ``error`` says so."""
+    if isinstance(given, SearchSpace):
+        return given
+    if given is not None:
+        return load_space(given)
+    try:
+        return load_space(space_name)
+    except TfnasError:
+        raise error(
+            f"{path}: belongs to space '{space_name}', which is not built in; pass its YAML "
+            f"file as {named('space')}."
+        ) from None
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:

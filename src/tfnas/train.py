@@ -173,12 +173,12 @@ class Trainer(RunEngine):
                 **train,
                 "bn_recalibrated_batches": self._recalibrate_batchnorm(),
             }
-            nets = {"test": self.net} | ({"ema": self.ema.module} if self.ema else {})
-            for prefix, net in nets.items():
-                scores = evaluate(net, test_loader, self.device)
-                row |= {f"{prefix}_{k}": scores[k] for k in ("top1", "top5", "loss")}
-                if prefix == "test":
-                    row["processes"] = self.dist.world_size
+            test = evaluate(self.net, test_loader, self.device)
+            row |= {f"test_{k}": test[k] for k in ("top1", "top5", "loss")}
+            row["processes"] = self.dist.world_size
+            if self.ema is not None:
+                ema = evaluate(self.ema.module, test_loader, self.device)
+                row |= {f"ema_{k}": ema[k] for k in ("top1", "top5", "loss")}
             row["seconds"] = time.perf_counter() - started
             self.history.append(row)
             self._save(row["ema_top1" if self.ema is not None else "test_top1"])

@@ -20,9 +20,9 @@ import torch
 
 from ..arch import Architecture, BlockChoice
 from ..block import BlockSpec
-from ..errors import SettingError, TfnasError, named
+from ..errors import SettingError, TfnasError
 from ..io import atomic_write_json, read_json
-from ..space import SearchSpace, load_space
+from ..space import SearchSpace, space_of_file
 
 LUT_FORMAT = "tfnas-latency-table"
 LUT_VERSION = 1
@@ -286,16 +286,7 @@ def load_table_and_space(
     """A latency table and the space it belongs to: ``space`` (a name or YAML file), else
     the built-in space the table names; the two are checked to fit."""
     table = load_table(path)
-    if space is None:
-        try:
-            space = load_space(table.space_name)
-        except TfnasError:
-            raise LatencyTableError(
-                f"{path}: belongs to space '{table.space_name}', which is not built in; "
-                f"pass its YAML file as {named('space')}."
-            ) from None
-    elif not isinstance(space, SearchSpace):
-        space = load_space(space)
+    space = space_of_file(path, table.space_name, space, LatencyTableError)
     try:
         table.check_space(space)
     except LatencyTableError as exc:
