@@ -118,7 +118,7 @@ def main() -> None:
             run_dir = Path(args.out) / f"{name}-seed{seed}"
             print(f"== {name}, seed {seed}: {run_dir}", file=sys.stderr, flush=True)
             config = searched_config(args, name, seed)
-            summary = run_pipeline(config, run_dir, log=lambda _: None)
+            summary = run_pipeline(config, run_dir, log=lambda _: None).to_dict()
             runs.append({"seed": seed, **_summary_facts(summary), **search_facts(run_dir)})
             _save_partial(args.out, result, name, runs)
         result["variants"][name] = {

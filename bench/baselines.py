@@ -60,7 +60,7 @@ def main() -> None:
 
     def pipeline(run_dir: Path, config: PipelineConfig) -> dict[str, Any]:
         print(f"== {run_dir}", file=sys.stderr, flush=True)
-        s = run_pipeline(config, run_dir, log=lambda _: None)
+        s = run_pipeline(config, run_dir, log=lambda _: None).to_dict()
         keys = ("predicted_ms", "measured_ms", "measured_vs_target_pct", "top1", "params")
         return {"run_dir": str(run_dir), "architecture": s["architecture"]} | {
             k: s[k] for k in keys

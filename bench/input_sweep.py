@@ -208,7 +208,7 @@ def cases(world: dict[str, str], bad: dict[str, str]):
             option = action.option_strings[-1]
             if action.nargs == 0 or option in ("--help",):
                 continue
-            if action.type in (int, float) or getattr(action.type, "numeric", False):
+            if action.type in (int, float) or getattr(action.type, "kind", None) in (int, float):
                 for value in NUMBERS:
                     yield name, f"{option} {value}", replace_option(base, option, value)
             elif is_path_option(action) and not action.choices:

@@ -145,7 +145,7 @@ def main() -> None:
         print(f"== {name}", file=sys.stderr, flush=True)
         config = budget_config(args, seed, **settings)
         config.train["lr"] = args.train_lr
-        s = run_pipeline(config, out / name, log=lambda _: None)
+        s = run_pipeline(config, out / name, log=lambda _: None).to_dict()
         keys = ("predicted_ms", "measured_ms", "top1")
         return {"name": name, "architecture": s["architecture"]} | {k: s[k] for k in keys}
 

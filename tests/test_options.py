@@ -4,6 +4,7 @@ and an error names the setting in Python and its flag on the command line."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import pickle
@@ -15,6 +16,14 @@ import pytest
 from tfnas.cli import build_parser, main
 from tfnas.cli.arguments import PIPELINE_WIDE, flag_of
 from tfnas.errors import DataError, SettingError, TfnasError, named
+from tfnas.latency.policy import TimingPolicy
+from tfnas.latency.settings import (
+    CheckSettings,
+    MeterSettings,
+    PlanSettings,
+    ProfileSettings,
+    RunnerSettings,
+)
 from tfnas.options import option_name
 from tfnas.pipeline_config import PipelineConfig
 from tfnas.rundir import RunDir
@@ -26,14 +35,25 @@ from .conftest import REPO
 CONFIGS = {"search": SearchConfig, "train": TrainConfig}
 
 
+# the latency commands and the settings classes their options are made from
+LATENCY_SETTINGS = {
+    "lut build": (MeterSettings, RunnerSettings, TimingPolicy, PlanSettings),
+    "lut plan": (PlanSettings,),
+    "lut check": (CheckSettings, RunnerSettings),
+    "profile": (MeterSettings, RunnerSettings, TimingPolicy, ProfileSettings),
+}
+
+
 def _actions(command: str) -> dict[str, object]:
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return {a.dest: a for a in sub.choices[command]._actions}
+    parser = build_parser()
+    for word in command.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return {a.dest: a for a in parser._actions}
 
 
-@pytest.mark.parametrize("command", sorted(CONFIGS))
-def test_each_setting_is_an_option_with_the_fields_default_type_and_choices(command):
-    config, actions = CONFIGS[command], _actions(command)
+def _assert_options_of(config: type, command: str) -> None:
+    actions = _actions(command)
     hints = typing.get_type_hints(config)
     for field in dataclasses.fields(config):
         action = actions.get(field.name)
@@ -45,7 +65,32 @@ def test_each_setting_is_an_option_with_the_fields_default_type_and_choices(comm
         assert action.choices == field.metadata.get("choices"), field.name
         members = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
         if hints[field.name] is not bool:
-            assert action.type in (hints[field.name], *members), field.name
+            # a bounded setting's type checks its bound as it parses, and says what it makes
+            parsed = getattr(action.type, "kind", action.type)
+            assert parsed in (hints[field.name], *members), field.name
+
+
+@pytest.mark.parametrize("command", sorted(CONFIGS))
+def test_each_setting_is_an_option_with_the_fields_default_type_and_choices(command):
+    _assert_options_of(CONFIGS[command], command)
+
+
+@pytest.mark.parametrize("command", sorted(LATENCY_SETTINGS))
+def test_each_latency_setting_is_an_option_with_the_fields_default_type_and_choices(command):
+    for config in LATENCY_SETTINGS[command]:
+        _assert_options_of(config, command)
+
+
+def test_a_settings_bound_is_checked_as_the_command_line_parses(capsys):
+    for argv, said in (
+        (["lut", "build", "--space", "s", "--width-step", "0", "--out", "x"], "--width-step: "
+         "must be at least 1, got 0"),
+        (["lut", "check", "--lut", "l.json", "--runner-timeout", "0"], "--runner-timeout: "
+         "must be above 0, got 0"),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_the_pipelines_own_settings_are_options_with_the_fields_defaults():

@@ -12,6 +12,7 @@ from tfnas.arch import load_architecture
 from tfnas.latency.table import load_table
 from tfnas.pipeline import run_pipeline
 from tfnas.pipeline_config import PipelineConfig
+from tfnas.pipeline_summary import PipelineSummary
 from tfnas.space import load_space
 
 from .conftest import assert_user_error
@@ -47,7 +48,9 @@ def setup(tmp_path, monkeypatch):
 def test_pipeline_builds_searches_retrains_evaluates_and_profiles(setup, cli):
     tmp_path, config = setup
     run = tmp_path / "run"
-    summary = run_pipeline(PipelineConfig(**config), run, log=lambda _: None, build_lut=True)
+    result = run_pipeline(PipelineConfig(**config), run, log=lambda _: None, build_lut=True)
+    assert PipelineSummary.load(run) == result  # the typed summary owns its JSON form
+    summary = result.to_dict()
     assert json.loads((run / "summary.json").read_text()) == summary
     assert summary["lut"]["built"] and summary["lut"]["calibrated"]
     assert (tmp_path / "lut.json").is_file() and not list(tmp_path.glob("lut.json.*"))
@@ -103,7 +106,7 @@ def test_killed_pipeline_resumes_at_the_interrupted_step(setup, monkeypatch):
 
     monkeypatch.setattr(searcher, "search", no_second_search)
     lines: list[str] = []
-    summary = run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lines.append)
+    summary = run_pipeline(PipelineConfig(**config), tmp_path / "run", log=lines.append).to_dict()
     assert "[search] done in an earlier run" in " ".join(lines)
     rows = (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [0, 1]

@@ -56,11 +56,17 @@ def setting(
     metavar: str | None = None,
     flag: str | None = None,
     cli: bool = True,
+    low: float | None = None,
+    above: float | None = None,
 ) -> Any:
     """A config field and what its command-line option needs. ``flag``: the option's name
     where it is not the field's (``ema_decay`` is ``--ema``); ``cli=False``: a setting
-    given otherwise (a positional argument, or one the command works out itself)."""
+    given otherwise (a positional argument, or one the command works out itself); ``low``
+    and ``above``: the least value it takes, or the value it must exceed, which the command
+    line checks as it parses."""
     metadata = {"help": help, "flag": flag, "cli": cli, "metavar": metavar}
+    if low is not None or above is not None:
+        metadata["bound"] = (low, False) if low is not None else (above, True)
     if choices is not None:
         metadata["choices"] = tuple(choices)
     return dataclasses.field(default=default, metadata=metadata)

@@ -26,17 +26,16 @@ from .evaluation import evaluate_weights
 from .io import atomic_write_json, check_output, read_json
 from .latency.build import build_table
 from .latency.check import check_table
-from .latency.drift import Drift
 from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
 from .latency.profile import profile_in_fresh_process
 from .latency.table import check_target, load_table, target_at_fraction
 from .pipeline_config import PipelineConfig
+from .pipeline_summary import PipelineSummary
 from .rundir import ARCH_FILE, BEST_WEIGHTS
 from .search.config import SearchConfig
 from .search.searcher import search
-from .search.selection import standing_sentence
 from .space import load_space
 from .train import train
 from .train_config import TrainConfig
@@ -140,7 +139,7 @@ class Pipeline:
         self._check_inputs(space)
         return space
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> PipelineSummary:
         space = self.check_inputs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._save()
@@ -149,36 +148,30 @@ class Pipeline:
         retrain = self._step("retrain", self._retrain, "train")
         evaluation = self._step("evaluate", self._evaluate)
         profile = self._step("profile", self._profile)
-        summary = {
-            "space": space.name,
-            "data": self.config.data,
-            "latency_table": self.config.lut,
-            "lut": lut,
-            "target_ms": search["target_ms"],
-            "predicted_ms": search["predicted_ms"],
-            "measured_ms": profile["measured_ms"],
-            "predicted_vs_target_pct": _pct(search["predicted_ms"], search["target_ms"]),
-            "measured_vs_target_pct": _pct(profile["measured_ms"], search["target_ms"]),
-            "measured_vs_predicted_pct": _pct(profile["measured_ms"], search["predicted_ms"]),
-            # the machine's drift since the table was built, and the measurement corrected
-            # by it (None for a table that records no reference network)
-            "drift": profile.get("drift"),
-            "measured_drift_corrected_ms": profile.get("measured_drift_corrected_ms"),
-            "architecture": search["architecture"],
-            "supernet_standing": search.get("standing"),
-            "arch_file": str(self.arch_file),
-            "weights_file": str(self.weights_file),
-            "top1": evaluation["top1"],
-            "top5": evaluation["top5"],
-            "test_images": evaluation["images"],
-            "params": profile["params"],
-            "flops": profile["flops"],
-            "macs": profile["macs"],
-            "retrain_epochs": retrain["epochs"],
-            "step_seconds": {name: self.steps[name].seconds for name in STEPS},
-            "total_seconds": sum(self.steps[name].seconds for name in STEPS),
-        }
-        atomic_write_json(self.run_dir / "summary.json", summary)
+        summary = PipelineSummary(
+            space=space.name,
+            data=self.config.data,
+            latency_table=self.config.lut,
+            lut=lut,
+            target_ms=search["target_ms"],
+            predicted_ms=search["predicted_ms"],
+            measured_ms=profile["measured_ms"],
+            drift=profile.get("drift"),
+            measured_drift_corrected_ms=profile.get("measured_drift_corrected_ms"),
+            architecture=search["architecture"],
+            supernet_standing=search.get("standing"),
+            arch_file=str(self.arch_file),
+            weights_file=str(self.weights_file),
+            top1=evaluation["top1"],
+            top5=evaluation["top5"],
+            test_images=evaluation["images"],
+            params=profile["params"],
+            flops=profile["flops"],
+            macs=profile["macs"],
+            retrain_epochs=retrain["epochs"],
+            step_seconds={name: self.steps[name].seconds for name in STEPS},
+        )
+        summary.save(self.run_dir)
         return summary
 
     def _check_inputs(self, space) -> None:
@@ -354,73 +347,17 @@ def ensure_table(
     return result
 
 
-def _pct(value: float, reference: float) -> float:
-    return (value - reference) / reference * 100
-
-
 def run_pipeline(
     config: PipelineConfig,
     run_dir: str | Path,
     log: Callable[[str], None] | None = None,
     build_lut: bool = False,
     runner=None,
-) -> dict[str, Any]:
+) -> PipelineSummary:
     """Run (or resume) the whole chain and return its summary (also in ``summary.json``).
     A missing latency table is built only with ``build_lut``; an external ``runner``
     (:class:`~tfnas.latency.external.ExternalRunner`) builds it and times the network."""
     return Pipeline(config, run_dir, log, build_lut, runner).run()
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a few aligned lines for a terminal."""
-    s = summary
-    rows = [
-        ("space / data", f"{s['space']} / {s['data']} ({s['test_images']} test images)"),
-        ("architecture", s["architecture"]),
-        ("target latency", f"{s['target_ms']:.4f} ms"),
-        (
-            "predicted latency",
-            f"{s['predicted_ms']:.4f} ms ({s['predicted_vs_target_pct']:+.3f}% vs target)",
-        ),
-        (
-            "measured latency",
-            f"{s['measured_ms']:.4f} ms ({s['measured_vs_target_pct']:+.2f}% vs target, "
-            f"{s['measured_vs_predicted_pct']:+.2f}% vs predicted)",
-        ),
-    ]
-    if s.get("drift"):
-        drift = Drift(s["drift"]["reference_then_ms"], s["drift"]["reference_now_ms"])
-        corrected = s["measured_drift_corrected_ms"]
-        rows.append(
-            (
-                "drift-corrected",
-                f"{corrected:.4f} ms ({_pct(corrected, s['target_ms']):+.2f}% vs target): "
-                + drift.sentence(),
-            )
-        )
-    if s.get("supernet_standing"):
-        rows.append(("supernet standing", standing_sentence(s["supernet_standing"])))
-    rows += [
-        ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),
-        (
-            "params / FLOPs",
-            f"{s['params'] / 1e6:.3f}M / {s['flops'] / 1e6:.1f}M ({s['macs'] / 1e6:.1f}M MACs)",
-        ),
-    ]
-    lut = s["lut"]
-    for name, seconds in s["step_seconds"].items():
-        note = ""
-        if name == "latency table" and not lut["built"]:
-            note = " (reused"
-            if lut.get("build_seconds"):
-                note += f"; built in {lut['build_seconds']:.0f} s"
-            note += ")"
-        if name == "retrain":
-            note = f" ({s['retrain_epochs']} epochs)"
-        rows.append((f"time: {name}", f"{seconds:.0f} s{note}"))
-    rows.append(("time: total", f"{s['total_seconds']:.0f} s ({s['total_seconds'] / 60:.1f} min)"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
-
-
-__all__ = ["PipelineConfig", "Pipeline", "format_summary", "run_pipeline"]
+__all__ = ["PipelineConfig", "Pipeline", "PipelineSummary", "run_pipeline"]

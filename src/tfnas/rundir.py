@@ -78,14 +78,8 @@ class RunDir:
             saved = json.loads(self.config_file.read_text())
             defaults = json.loads(json.dumps(defaults or {}))
             saved = {k: v for k, v in saved.items() if k in config}
-            saved |= {k: defaults[k] for k in config.keys() - saved.keys() if k in defaults}
-            changed = [
-                f"{named(k)} {config[k]} (it was started with {saved.get(k)})"
-                for k in sorted(config)
-                if saved.get(k) != config[k]
-            ]
-            if changed:
-                raise settings_changed(self.path, changed)
+            saved |= {k: defaults.get(k) for k in config.keys() - saved.keys()}
+            refuse_other_settings(self.path, saved, config)
 
     def discard_if_unstarted(self) -> None:
         """After a failure before the first checkpoint: remove what the run wrote (its
@@ -127,13 +121,22 @@ class RunDir:
         return state, rows
 
 
-def settings_changed(path: Path, changes: list[str]) -> TfnasError:
-    """The one sentence for a resume that would change a run's settings."""
-    return TfnasError(
-        f"{path}: a resumed run keeps the settings it was started with, and "
-        f"{'; '.join(changes)} would change them; start a new run with {named('out')} to use "
-        "other settings."
-    )
+def refuse_other_settings(path: Path, saved: dict[str, Any], given: dict[str, Any]) -> None:
+    """A resumed run keeps the settings it was started with (``saved``): refuse, naming
+    them, the ``given`` settings that would change them or that it has no place for."""
+    changed = []
+    for name in sorted(given):
+        value = json.loads(json.dumps(given[name]))  # tuples as lists, as saved
+        if name not in saved:
+            changed.append(f"{named(name)} (a saved run keeps its own)")
+        elif value != saved[name]:
+            changed.append(f"{named(name)} {given[name]} (it was started with {saved[name]})")
+    if changed:
+        raise TfnasError(
+            f"{path}: a resumed run keeps the settings it was started with, and "
+            f"{'; '.join(changed)} would change them; start a new run with {named('out')} to "
+            "use other settings."
+        )
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:

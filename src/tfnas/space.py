@@ -297,6 +297,22 @@ def builtin_space_names() -> tuple[str, ...]:
     return BUILTIN_SPACES
 
 
+def builtin_spaces_report() -> str:
+    """The built-in spaces side by side, then each one's description (``tfnas spaces``)."""
+    spaces = [load_space(name) for name in BUILTIN_SPACES]
+    rows = [
+        (s.name, f"{s.input_size}px x{s.input_channels}", len(s.stages),
+         sum(st.blocks for st in s.stages), len(s.stages[0].ops), s.hash)
+        for s in spaces
+    ]  # fmt: skip
+    lines = [text_table(rows, ("space", "input", "stages", "blocks", "ops", "hash"))]
+    lines += [f"\n{s.name}: {s.description}" for s in spaces]
+    lines.append(
+        "\nA YAML file of your own works wherever a space name does (tfnas space show FILE)."
+    )
+    return "\n".join(lines)
+
+
 def space_of_file(
     path: str | Path,
     space_name: str,

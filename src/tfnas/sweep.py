@@ -19,6 +19,7 @@ from .errors import TfnasError, named
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 from .pipeline import Pipeline, ensure_table
 from .pipeline_config import PipelineConfig
+from .text import millions, text_table
 
 COLUMNS = (
     "target", "target_ms", "predicted_ms", "measured_ms", "measured_vs_target_pct", "top1",
@@ -82,16 +83,20 @@ def run_sweep(
     for i, (label, sub, pipeline) in enumerate(pipelines, 1):
         if log:
             log(f"== target {i} of {len(configs)}: {label} ({sub})")
-        s = pipeline.run()
-        rows.append(
-            {
-                "target": label,
-                **{k: s[k] for k in COLUMNS if k in s},
-                "run_dir": str(sub),
-            }
-        )
+        s = pipeline.run().to_dict()
+        rows.append({"target": label, **{k: s[k] for k in COLUMNS if k in s}, "run_dir": str(sub)})
         _write(run_dir, rows)
     return rows
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    """A sweep's rows for a terminal: per target its measured latency, accuracy and size."""
+    table = [
+        (r["target"], f"{r['measured_ms']:.3f}", f"{r['measured_vs_target_pct']:+.1f}%",
+         f"{r['top1']:.2%}", millions(r["params"]))
+        for r in rows
+    ]  # fmt: skip
+    return text_table(table, ("target", "measured ms", "vs target", "top-1", "params"))
 
 
 def _write(run_dir: Path, rows: list[dict[str, Any]]) -> None:

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..latency.policy import TimingPolicy
-from ..options import (
-    MODEL_FORMATS,
-    option_name,
-)
+from ..latency.settings import MeterSettings, RunnerSettings
+from ..options import option_name
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -49,18 +47,11 @@ class Parser(argparse.ArgumentParser):
 def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
     """The destinations of the options typed on the command line (unique prefixes
     included), as opposed to those left at their defaults."""
-    given = set()
-    for token in argv:
-        if not token.startswith("--") or token == "--":
-            continue
-        name = token.split("=", 1)[0]
-        actions = parser._option_string_actions
-        if name in actions:
-            given.add(actions[name].dest)
-            continue
-        matches = {a.dest for s, a in actions.items() if s.startswith(name)}
-        if len(matches) == 1:
-            given |= matches
+    actions, given = parser._option_string_actions, set()
+    for name in (t.split("=", 1)[0] for t in argv if t.startswith("--") and t != "--"):
+        exact = {actions[name].dest} if name in actions else None
+        matches = exact or {a.dest for s, a in actions.items() if s.startswith(name)}
+        given |= matches if len(matches) == 1 else set()
     return given
 
 
@@ -79,14 +70,7 @@ def leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
 # help of options that mean the same in every command (an option's own help wins)
 _COMMON_HELP = {
     "space": "search space: a built-in name (tfnas spaces) or a YAML file",
-    "data": "data source: fashion-mnist | mnist | cifar10 | NAME:DIR | image folder | list file",
-    "data_root": "image root for a list-file data source (default: the list file's folder)",
     "seed": "random seed",
-    "in_channels": "input channels of the network (default: the space's)",
-    "device": "where to run: auto (a CUDA GPU when there is one), cpu or cuda",
-    "workers": "data-loading worker processes (for image folders and list files)",
-    "threads": "CPU threads (default: torch's)",
-    "classes": "number of classes (default: the table's, else the space's)",
     "weights": "trained weights (best.pt of a training run)",
     "json": "machine-readable output (JSON on stdout)",
 }
@@ -146,6 +130,8 @@ def add_settings(
             kwargs["choices"] = field.metadata["choices"]
         elif kind is not bool:
             kwargs["metavar"] = field.metadata.get("metavar") or _METAVARS.get(kwargs["type"], "X")
+        if "bound" in field.metadata:
+            kwargs["type"] = _bounded(kwargs["type"], *field.metadata["bound"])
         kwargs["default"] = None if given_only else field.default
         text = field.metadata.get("help", "").replace("%", "%%")
         if field.default is not None and kind is not bool and "(default" not in text:
@@ -156,6 +142,12 @@ def add_settings(
 
 
 _METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
+def _bounded(kind: type, bound: float, open_low: bool):
+    if kind is int and not open_low:
+        return whole_number(int(bound))
+    return number_at_least(bound, open_low)
 
 
 def _dest(prefix: str, name: str) -> str:
@@ -193,7 +185,7 @@ def whole_number(low: int):
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
 
-    parse.numeric = True  # type: ignore[attr-defined]  # for bench/input_sweep.py
+    parse.kind = int  # type: ignore[attr-defined]  # what it parses (bench/input_sweep.py)
     return parse
 
 
@@ -212,48 +204,33 @@ def number_at_least(low: float, open_low: bool = False):
             raise argparse.ArgumentTypeError(f"must be {relation} {low:g}, got {text}")
         return value
 
-    parse.numeric = True  # type: ignore[attr-defined]
+    parse.kind = float  # type: ignore[attr-defined]
     return parse
 
 
-def add_runner_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--runner",
-        metavar="'CMD ... {model}'",
-        help="time models with this command (--device external; docs/latency-table.md): "
-        "{model} is replaced by a model file, or {models} by several; it prints "
-        '{"ms": ...} per model',
-    )
-    p.add_argument(
-        "--runner-timeout",
-        type=number_at_least(0, open_low=True),
-        default=120.0,
-        metavar="S",
-        help="seconds a runner may take per model",
-    )
-
-
-def add_model_format_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--format",
-        default="onnx",
-        choices=tuple(MODEL_FORMATS),
-        help="model files for --device external and lut plan",
-    )
-
-
 def add_timing_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=("cpu", "cuda", "ort-cpu", "external"),
-        help="what times the networks: torch on the CPU or a CUDA GPU, ONNX Runtime, or an "
-        "external runner (--runner)",
+    """What times the networks, and how."""
+    for settings in (MeterSettings, RunnerSettings, TimingPolicy):
+        add_settings(p, settings)
+
+
+def add_target_options(p: argparse.ArgumentParser, *others: tuple[str, str, str]):
+    """The latency target, in ms or as a fraction of the table's feasible range, and
+    ``others`` (flag, metavar, help) that take its place; one of them at most."""
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
+    target.add_argument(
+        "--target-fraction",
+        type=float,
+        metavar="F",
+        help="or: the target at this fraction of the feasible range (0: fastest)",
     )
-    add_runner_options(p)
-    p.add_argument("--threads", type=whole_number(1), default=1, help="CPU threads (default 1)")
-    p.add_argument("--batch-size", type=whole_number(1), default=1, help="images per timed call")
-    add_settings(p, TimingPolicy)
+    for flag, metavar, text in others:
+        target.add_argument(flag, metavar=metavar, help=text)
+
+
+def add_threads_option(p: argparse.ArgumentParser, work: str) -> None:
+    p.add_argument("--threads", type=whole_number(1), help=f"CPU threads for {work}")
 
 
 def flag_of(flags: dict[str, str], setting: str) -> str:

@@ -7,44 +7,24 @@ import sys
 
 from ..io import check_output
 from ..options import IN_CHANNELS
-from .arguments import whole_number
-from .output import print_json, text_table
+from ..search.config import SearchConfig
+from .arguments import add_settings, settings_given, whole_number
+from .output import show
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from ..space import builtin_space_names, load_space
+    from ..space import builtin_space_names, builtin_spaces_report, load_space
 
     spaces = [load_space(name) for name in builtin_space_names()]
-    if args.json:
-        print_json([{"name": s.name, "hash": s.hash, "description": s.description} for s in spaces])
-        return 0
-    rows = [
-        (
-            s.name,
-            f"{s.input_size}px x{s.input_channels}",
-            len(s.stages),
-            sum(st.blocks for st in s.stages),
-            len(s.stages[0].ops),
-            s.hash,
-        )
-        for s in spaces
-    ]
-    print(text_table(rows, ("space", "input", "stages", "blocks", "ops", "hash")))
-    for s in spaces:
-        print(f"\n{s.name}: {s.description}")
-    print("\nA YAML file of your own works wherever a space name does (tfnas space show FILE).")
-    return 0
+    data = [{"name": s.name, "hash": s.hash, "description": s.description} for s in spaces]
+    return show(args.json, data, builtin_spaces_report())
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:
     from ..space import load_space
 
     space = load_space(args.space)
-    if args.json:
-        print_json({**space.to_dict(), "hash": space.hash})
-        return 0
-    print(space.summary())
-    return 0
+    return show(args.json, {**space.to_dict(), "hash": space.hash}, space.summary())
 
 
 def cmd_arch_random(args: argparse.Namespace) -> int:
@@ -61,106 +41,47 @@ def cmd_arch_random(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..arch import load_architecture
-    from ..complexity import network_cost
-    from ..data import one_batch_through, open_dataset
-    from ..nn.network import Network
+    from ..inspection import describe_network
 
-    arch, space = load_architecture(args.arch, args.space)
-    in_channels = args.in_channels or space.input_channels
-    data = None
-    if args.data:
-        data = open_dataset(
-            args.data,
-            "test",
-            image_size=space.input_size,
-            channels=in_channels,
-            root=args.data_root,
-        )
-    num_classes = args.classes or (data.num_classes if data else space.classes)
-    net = Network(space, arch, num_classes, in_channels)
-    cost = network_cost(net)
-    batch = one_batch_through(net, data, args.batch_size) if data else None
-    if args.json:
-        out = {
-            "architecture": str(args.arch),
-            "space": space.name,
-            "space_hash": space.hash,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "depths": list(arch.depths),
-            **cost.to_dict(),
-        }
-        if batch:
-            out["batch"] = batch
-        print_json(out)
-        return 0
-    print(
-        f"{args.arch}: space {space.name}, depths {'-'.join(map(str, arch.depths))}, "
-        f"{num_classes} classes, {in_channels} input channel(s)"
+    info = describe_network(
+        args.arch,
+        args.space,
+        classes=args.classes,
+        in_channels=args.in_channels,
+        data=args.data,
+        data_root=args.data_root,
+        batch_size=args.batch_size,
     )
-    print(cost.report())
-    if batch:
-        print(
-            f"real batch of {batch['size']} {data.name} test images: "
-            f"logits {batch['logits_shape']}, "
-            f"cross-entropy {batch['loss']:.3f} (untrained: ln {num_classes} = "
-            f"{batch['chance_loss']:.3f}), {batch['ms']:.1f} ms forward"
-        )
-    return 0
+    return show(args.json, info.to_dict(), info.report())
+
+
+# the search settings that decide how a data source is opened and split
+_SPLIT_SETTINGS = ("data_root", "in_channels", "arch_fraction", "seed")
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
-    from ..data import open_dataset, search_split_indices
+    from ..inspection import summarise_data
     from ..space import load_space
 
-    space = load_space(args.space)
-    channels = args.in_channels or space.input_channels
-    train = open_dataset(
-        args.data, "train", image_size=space.input_size, channels=channels, root=args.data_root
+    summary = summarise_data(
+        args.data,
+        load_space(args.space),
+        **settings_given(
+            args, SearchConfig, only=("data_root", "in_channels", "arch_fraction", "seed")
+        ),
+        limit=args.limit,
+        check=args.check,
+        show_progress=sys.stderr.isatty(),
     )
-    weight_idx, arch_idx = search_split_indices(
-        len(train), args.arch_fraction, args.seed, args.limit
-    )
-    image, _ = train.dataset[0]
-    out = {
-        "data": args.data,
-        "train_images": len(train),
-        "classes": list(train.classes),
-        "image_shape": list(image.shape),
-        "search_weight_part": len(weight_idx),
-        "search_architecture_part": len(arch_idx),
-        "seed": args.seed,
-    }
-    test = open_dataset(
-        args.data, "test", image_size=space.input_size, channels=channels, root=args.data_root
-    )
-    out["test_images"] = len(test)
-    if args.check:
-        from ..data import check_images
-
-        count = check_images(args.data, [train, test], show_progress=sys.stderr.isatty())
-        print(f"all {count} image files of {args.data} decode", file=sys.stderr)
-    if args.json:
-        print_json(out)
-        return 0
-    print(
-        f"{args.data}: {out['train_images']} training images"
-        + f", {out['test_images']} test images"
-        + f", {len(train.classes)} classes ({', '.join(train.classes)})"
-    )
-    print(f"as seen by {space.name}: tensors of shape {tuple(image.shape)}")
-    print(
-        f"search split (seed {args.seed}): {len(weight_idx)} images train the weights, "
-        f"{len(arch_idx)} the architecture"
-    )
-    return 0
+    if summary.decoded is not None:
+        print(f"all {summary.decoded} image files of {args.data} decode", file=sys.stderr)
+    return show(args.json, summary.to_dict(), summary.report())
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """The inspect commands' parsers."""
     p = sub.add_parser("spaces", help="list the built-in search spaces")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_spaces)
 
     p = sub.add_parser("space", help="inspect a search space")
@@ -206,18 +127,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="fashion-mnist | mnist | cifar10 | NAME:DIR | image folder | list file",
     )
     q.add_argument("--space", default="tfnas-small", metavar="NAME|FILE")
-    q.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
-    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
-    q.add_argument(
-        "--arch-fraction",
-        type=float,
-        default=0.2,
-        help="share of the training images that trains the architecture in a search",
-    )
+    add_settings(q, SearchConfig, only=_SPLIT_SETTINGS)
     q.add_argument(
         "--limit", type=whole_number(2), help="split only a seeded subset of this many images"
     )
-    q.add_argument("--seed", type=int, default=0, help="seed of the search split")
     q.add_argument(
         "--check",
         action="store_true",

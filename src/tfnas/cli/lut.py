@@ -6,51 +6,36 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..errors import TfnasError
 from ..io import check_output
 from ..latency.policy import TimingPolicy
-from ..options import (
-    DEFAULT_SCRUB_KIB,
-    IN_CHANNELS,
-    WIDTH_GRIDS,
+from ..latency.settings import (
+    CheckSettings,
+    MeterSettings,
+    PlanSettings,
+    ProfileSettings,
+    RunnerSettings,
 )
-from .arguments import (
-    add_model_format_option,
-    add_runner_options,
-    add_timing_options,
-    number_at_least,
-    whole_number,
-)
-from .output import print_json
+from ..options import DEFAULT_SCRUB_KIB
+from .arguments import add_settings, add_timing_options, settings_given, whole_number
+from .output import progress_bar, show
 
 
 def runner_of(args: argparse.Namespace, timing_device: bool = True):
-    """The external runner of ``--runner`` (None without one). Where ``--device`` says what
-    times the networks (``timing_device``), the runner needs ``--device external``."""
-    from ..latency.external import ExternalRunner
+    """The external runner of ``--runner`` (None without one), checked against ``--device``
+    where it says what times the networks (``timing_device``)."""
+    from ..latency.external import runner_for
 
-    if args.runner is None:
-        if timing_device and getattr(args, "device", None) == "external":
-            raise TfnasError("--device external needs --runner 'COMMAND ... {model} ...'.")
-        return None
-    if timing_device and getattr(args, "device", "external") not in ("external", None):
-        raise TfnasError(
-            f"--runner times models outside tfnas: use it with --device external, "
-            f"not --device {args.device}."
-        )
-    return ExternalRunner(args.runner, args.runner_timeout)
+    device = getattr(args, "device", None) if timing_device else None
+    return runner_for(args.runner, args.runner_timeout, device)
 
 
 def _meter(args: argparse.Namespace, model_format: str = "onnx"):
     from ..latency.meters import make_meter
 
     return make_meter(
-        args.device,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        policy=TimingPolicy(statistic=args.statistic, back_to_back=args.back_to_back),
+        **settings_given(args, MeterSettings),
+        policy=TimingPolicy(**settings_given(args, TimingPolicy)),
         runner=runner_of(args),
         model_format=model_format,
     )
@@ -72,23 +57,20 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
             space,
             runner,
             args.out,
-            **_plan_settings(args),
+            **settings_given(args, PlanSettings),
+            batch_size=args.batch_size,
+            space_source=args.space,
             device_name=args.device_name,
             resume=args.resume,
         )
-        print(
-            f"wrote {args.out}: {len(table.entries)} block entries, base {table.base_ms:.3f} ms, "
-            f"{table.meta['measurements']} models measured by {args.runner!r}"
-        )
+        print(f"wrote {args.out}: {table.describe()}; {table.meta['measurements']} models timed")
         return 0
     meter = _meter(args)
     table = build_table(
         space,
         meter,
         args.out,
-        width_step=args.width_step,
-        classes=args.classes,
-        in_channels=args.in_channels,
+        **settings_given(args, PlanSettings, only=("width_step", "classes", "in_channels")),
         resume=args.resume,
         limit=args.limit,
         scrub_kib=args.scrub_kib,
@@ -100,45 +82,31 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"wrote {args.out}: {len(table.entries)} block entries, base {table.base_ms:.3f} ms, "
-        f"{table.meta['measurements']} measurements in {table.meta['build_seconds']:.0f} s "
-        f"on {meter.fingerprint()['cpu'] if args.device != 'cuda' else table.device['gpu']}"
+        f"wrote {args.out}: {table.describe()}; {table.meta['measurements']} measurements in "
+        f"{table.meta['build_seconds']:.0f} s"
     )
     return 0
 
 
-def _plan_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What a measurement plan is made with (``lut plan`` and ``lut build --device
-    external`` alike)."""
-    return {
-        "fmt": args.format,
-        "batch_size": args.batch_size,
-        "width_step": args.width_step,
-        "classes": args.classes,
-        "in_channels": args.in_channels,
-        "space_source": args.space,
-    }
-
-
 def cmd_lut_plan(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..latency.jobs import plan_jobs
     from ..latency.plan import write_plan
     from ..space import load_space
 
     check_output(args.out, "out", "directory")
     space = load_space(args.space)
-    with tqdm(
-        total=len(plan_jobs(space, args.width_step)),
-        desc="exporting",
-        unit="model",
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        manifest = write_plan(space, args.out, **_plan_settings(args), progress=bar.update)
+    with progress_bar(len(plan_jobs(space, args.width_step)), "exporting", "model") as bar:
+        manifest = write_plan(
+            space,
+            args.out,
+            **settings_given(args, PlanSettings),
+            batch_size=args.batch_size,
+            space_source=args.space,
+            progress=bar.update,
+        )
     print(
         f"wrote {Path(args.out) / 'manifest.json'} and {len(manifest.entries)} "
-        f"{args.format} models in {Path(args.out) / 'models'}; measure each and run tfnas lut "
+        f"{args.fmt} models in {Path(args.out) / 'models'}; measure each and run tfnas lut "
         "assemble"
     )
     return 0
@@ -155,10 +123,7 @@ def cmd_lut_assemble(args: argparse.Namespace) -> int:
     space = load_space(args.space) if args.space else None
     table = assemble_table(manifest, latencies, external_device(args.device_name), space)
     table.save(args.out)
-    print(
-        f"wrote {args.out}: {len(table.entries)} block entries of space {table.space_name}, "
-        f"base {table.base_ms:.3f} ms, from {len(latencies)} measurements"
-    )
+    print(f"wrote {args.out}: {table.describe()}; from {len(latencies)} measurements")
     return 0
 
 
@@ -169,10 +134,7 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 
     table = import_tfnas_table(args.file)
     table.save(args.out)
-    print(
-        f"wrote {args.out}: {len(table.entries)} entries of space {table.space_name}, "
-        f"base {table.base_ms:.3f} ms, device {table.device.get('gpu') or table.device.get('cpu')}"
-    )
+    print(f"wrote {args.out}: {table.describe()}")
     return 0
 
 
@@ -181,26 +143,7 @@ def cmd_lut_range(args: argparse.Namespace) -> int:
 
     table, space = load_table_and_space(args.lut, args.space)
     r = latency_range(space, table)
-    if args.json:
-        print_json(
-            {
-                "space": space.name,
-                "fastest_ms": r.fastest_ms,
-                "slowest_ms": r.slowest_ms,
-                "calibrated": table.calibration is not None,
-                "fastest": r.fastest.to_dict(),
-                "slowest": r.slowest.to_dict(),
-            }
-        )
-        return 0
-    print(
-        f"feasible latency range of {space.name} on {args.lut}: "
-        f"{r.fastest_ms:.2f} to {r.slowest_ms:.2f} ms"
-        + (" (calibrated)" if table.calibration else "")
-    )
-    print(f"fastest: {r.fastest.describe()}")
-    print(f"slowest: {r.slowest.describe()}")
-    return 0
+    return show(args.json, r.to_dict(), r.report(args.lut))
 
 
 def cmd_lut_check(args: argparse.Namespace) -> int:
@@ -214,15 +157,9 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     other_device = fingerprint_differences(table.device, meter.fingerprint())
     if other_device:
         say_other_device(args.lut, other_device)
-    from tqdm import tqdm
-
-    with tqdm(
-        # the table's reference network, when it records one, is timed among the networks
-        total=(args.archs + ("reference" in table.meta)) * meter.policy.rounds,
-        desc="measuring networks",
-        unit="window",
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    # the table's reference network, when it records one, is timed among the networks
+    windows = (args.archs + ("reference" in table.meta)) * meter.policy.rounds
+    with progress_bar(windows, "measuring networks", "window") as bar:
         result = check_table(
             space,
             table,
@@ -235,32 +172,16 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         )
     if args.calibrate:
         result.calibrated(table).save(args.lut)
-    if args.json:
-        print_json({**result.to_dict(), "table_device_differs": bool(other_device)})
-        return 0
-    print(result.report(args.lut))
-    if result.misses:
-        print(
-            "warning: the calibrated table still misses by more than usual; was the "
-            "machine busy while the table was built or checked? Rebuild or recheck it on "
-            "a quiet machine.",
-            file=sys.stderr,
-        )
-    return 0
+    if result.misses and not args.json:
+        print(f"warning: {result.misses}", file=sys.stderr)
+    data = {**result.to_dict(), "table_device_differs": bool(other_device)}
+    return show(args.json, data, result.report(args.lut))
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from ..arch import load_architecture
-    from ..latency.profile import check_same_space, profile_network, profile_report
-    from ..latency.table import load_table_and_space
+    from ..latency.profile import load_arch_and_table, profile_network, profile_report
 
-    table = None
-    if args.lut:
-        table, space = load_table_and_space(args.lut, args.space)
-        check_same_space(args.arch, args.lut, table.space_name)
-        arch, space = load_architecture(args.arch, space)
-    else:
-        arch, space = load_architecture(args.arch, args.space)
+    arch, space, table = load_arch_and_table(args.arch, args.lut, args.space)
     meter = _meter(args, (table.meta.get("model_format") if table else None) or "onnx")
     out = {"architecture": str(args.arch)}
     out |= profile_network(
@@ -269,16 +190,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         meter,
         table=table,
         table_source=args.lut,
-        rounds=args.rounds,
-        gap_seconds=args.gap,
-        classes=args.classes,
-        in_channels=args.in_channels,
+        **settings_given(args, ProfileSettings),
     )
-    if args.json:
-        print_json({k: v for k, v in out.items() if k != "drift_sentence"})
-        return 0
-    print(profile_report(out, args.arch, args.device, args.lut if table else None))
-    return 0
+    data = {k: v for k, v in out.items() if k != "drift_sentence"}
+    return show(args.json, data, profile_report(out, args.arch, args.device, args.lut))
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -288,53 +203,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q = lut_sub.add_parser("build", help="measure every block of a space on this device")
     q.add_argument("--space", required=True, metavar="NAME|FILE")
     add_timing_options(q)
-    q.add_argument(
-        "--width-step",
-        type=whole_number(1),
-        default=8,
-        metavar="K",
-        help="measure every K mid channels plus the bounds (default 8)",
-    )
-    q.add_argument("--classes", type=whole_number(2), help="classifier size (default: the space's)")
-    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
+    add_settings(q, PlanSettings)
     q.add_argument(
         "--scrub-kib",
-        type=int,
+        type=whole_number(0),
         default=DEFAULT_SCRUB_KIB,
         metavar="KIB",
         help="CPU: write a buffer of this many KiB before every timed block call, so that "
         f"blocks start with cold near caches as inside a network (default {DEFAULT_SCRUB_KIB}; "
         "0: timed warm, the old way)",
     )
-    add_model_format_option(q)
-    q.add_argument(
-        "--device-name",
-        metavar="NAME",
-        help="with --device external: what the table records as its device",
-    )
+    q.add_argument("--device-name", metavar="NAME", help="what the table records as its device")
     q.add_argument("--resume", action="store_true", help="continue a killed build")
     q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_build)
+
     q = lut_sub.add_parser(
         "plan", help="export every model a table needs, to be measured on another device"
     )
     q.add_argument("--space", required=True, metavar="NAME|FILE")
-    add_model_format_option(q)
-    q.add_argument(
-        "--batch-size", type=whole_number(1), default=1, help="batch of every model's input"
-    )
-    q.add_argument(
-        "--width-step",
-        type=whole_number(1),
-        default=8,
-        metavar="K",
-        help="every K mid channels plus the bounds, as lut build",
-    )
-    q.add_argument("--classes", type=whole_number(2), help="classifier size (default: the space's)")
-    q.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
+    add_settings(q, MeterSettings, only=("batch_size",))
+    add_settings(q, PlanSettings)
     q.add_argument("--out", required=True, metavar="PLAN_DIR", help="directory to write")
     q.set_defaults(func=cmd_lut_plan)
+
     q = lut_sub.add_parser(
         "assemble", help="a latency table from a plan and latencies measured anywhere"
     )
@@ -351,50 +244,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_assemble)
+
     q = lut_sub.add_parser("import-tfnas", help="import a latency table published with the paper")
     q.add_argument("file", metavar="FILE")
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")
     q.set_defaults(func=cmd_lut_import)
-    q = lut_sub.add_parser("range", help="fastest and slowest architecture of the space")
-    q.add_argument("--lut", required=True, metavar="LUT.json", help="latency table")
-    q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_lut_range)
-    q = lut_sub.add_parser("check", help="predicted vs measured latency of random networks")
-    q.add_argument("--lut", required=True, metavar="LUT.json", help="latency table")
-    q.add_argument(
-        "--archs", type=whole_number(1), default=30, metavar="N", help="random networks to measure"
-    )
-    q.add_argument("--seed", type=int, default=1000)
-    q.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="fit measured = a * predicted + b and store it in the table",
-    )
-    q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
-    q.add_argument(
-        "--width-grid",
-        default="any",
-        choices=WIDTH_GRIDS,
-        help="random networks at any width, or at the widths the table measured (what "
-        "search --width-grid knots produces)",
-    )
-    add_runner_options(q)
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_lut_check)
+
+    for name, text, func in (
+        ("range", "fastest and slowest architecture of the space", cmd_lut_range),
+        ("check", "predicted vs measured latency of random networks", cmd_lut_check),
+    ):
+        q = lut_sub.add_parser(name, help=text)
+        q.add_argument("--lut", required=True, metavar="LUT.json", help="latency table")
+        q.add_argument("--space", metavar="FILE", help="the table's space, when not built in")
+        if name == "check":
+            add_settings(q, CheckSettings)
+            add_settings(q, RunnerSettings)
+        q.add_argument("--json", action="store_true")
+        q.set_defaults(func=func)
 
     p = sub.add_parser("profile", help="measure a network's latency (and predict it)")
     p.add_argument("arch", metavar="ARCH.json")
     add_timing_options(p)
+    add_settings(p, ProfileSettings)
     p.add_argument("--lut", metavar="LUT.json", help="also predict with this table")
-    p.add_argument("--rounds", type=whole_number(1), default=20, help="timing windows (default 20)")
-    p.add_argument(
-        "--gap", type=number_at_least(0), default=0.5, help="seconds between windows (default 0.5)"
-    )
     p.add_argument(
         "--space", metavar="NAME|FILE", help="the architecture's space, when not built in"
     )
-    p.add_argument("--classes", type=whole_number(2))
-    p.add_argument("--in-channels", type=int, choices=IN_CHANNELS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)

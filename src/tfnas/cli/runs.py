@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import TfnasError
@@ -11,59 +10,29 @@ from ..io import check_output
 from ..options import MODEL_FORMATS
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
-from .arguments import add_settings, number_at_least, settings_given, whole_number
-from .output import print_json
-
-
-def _fraction_of_range(lut: str, space: str, fraction: float) -> float:
-    from ..latency.table import load_table_and_space, target_at_fraction
-
-    table, loaded = load_table_and_space(lut, space)
-    return target_at_fraction(loaded, table, fraction)
-
+from .arguments import (
+    add_settings,
+    add_target_options,
+    add_threads_option,
+    number_at_least,
+    settings_given,
+    whole_number,
+)
+from .output import show
 
 # options that only say how to run, not what the result is: free to differ on resume
 _RUNTIME_OPTIONS = {"resume", "threads", "verbose", "help"}
 
 
-def _refuse_other_settings(args: argparse.Namespace, run_dir: Path, saved: dict) -> None:
-    """A resumed run keeps the settings it was started with: refuse, naming them, every
-    option typed now that would change them (or that a saved run has no place for)."""
-    from ..rundir import settings_changed
-
-    changed = []
-    for dest in sorted(args.given - _RUNTIME_OPTIONS):
-        flag = args.flags.get(dest, "--" + dest.replace("_", "-"))
-        value = getattr(args, dest)
-        if dest == "out":
-            if Path(value).resolve() != run_dir.resolve():
-                changed.append(f"{flag} {value} (the run is in {run_dir})")
-        elif dest not in saved:
-            changed.append(f"{flag} (a saved run keeps its own)")
-        elif json.loads(json.dumps(value)) != saved[dest]:
-            changed.append(f"{flag} {value} (it was started with {saved[dest]})")
-    if changed:
-        raise settings_changed(run_dir, changed)
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     import torch
 
-    from ..rundir import CONFIG_FILE
-    from ..search.searcher import search
+    from ..search.searcher import saved_search_config, search
 
     if args.resume:
         run_dir = Path(args.resume)
-        config_path = run_dir / CONFIG_FILE
-        if not config_path.is_file():
-            raise TfnasError(f"{run_dir}: holds no search to resume (no {CONFIG_FILE}).")
-        try:
-            config = SearchConfig.from_dict(json.loads(config_path.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
-            raise TfnasError(
-                f"{config_path}: is not a tfnas search configuration ({exc})."
-            ) from None
-        _refuse_other_settings(args, run_dir, config.to_dict())
+        given = {dest: getattr(args, dest) for dest in args.given - _RUNTIME_OPTIONS}
+        config = saved_search_config(run_dir, given)
     else:
         missing = [
             f"--{n.replace('_', '-')}" for n in ("space", "lut", "out") if getattr(args, n) is None
@@ -74,7 +43,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise TfnasError(f"a new search needs {', '.join(missing)} (or --resume RUN_DIR).")
         target_ms = args.target_ms
         if target_ms is None:
-            target_ms = _fraction_of_range(args.lut, args.space, args.target_fraction)
+            from ..latency.table import load_table_and_space, target_at_fraction
+
+            table, space = load_table_and_space(args.lut, args.space)
+            target_ms = target_at_fraction(space, table, args.target_fraction)
         run_dir = Path(args.out)
         config = SearchConfig(
             space=args.space,
@@ -87,16 +59,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = search(config, run_dir, resume=bool(args.resume))
     if not result.main_process:
         return 0  # under torchrun, the first process reports
-    error = (result.predicted_ms - config.target_ms) / config.target_ms * 100
-    print(f"wrote {run_dir / 'arch.json'}: {result.arch.describe()}")
-    print(
-        f"target {config.target_ms:g} ms, predicted {result.predicted_ms:.4f} ms ({error:+.3f}%), "
-        f"depths {'-'.join(map(str, result.arch.depths))}; metrics in {run_dir / 'metrics.jsonl'}"
-    )
-    if result.standing is not None:
-        from ..search.selection import standing_sentence
-
-        print(standing_sentence(result.standing))
+    print(result.report(config.target_ms))
     return 0
 
 
@@ -131,16 +94,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
     )
-    if args.json:
-        print_json(
-            {"architecture": args.arch, "weights": args.weights, "data": args.data, **result}
-        )
-        return 0
-    print(
+    data = {"architecture": args.arch, "weights": args.weights, "data": args.data, **result}
+    text = (
         f"{args.arch} with {args.weights} on {result['images']} {args.data} test images: "
         f"top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, loss {result['loss']:.4f}"
     )
-    return 0
+    return show(args.json, data, text)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -169,18 +128,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search an architecture that meets a latency target")
     p.add_argument("--space", metavar="NAME|FILE")
     p.add_argument("--lut", metavar="LUT.json", help="latency table of the space on the device")
-    target = p.add_mutually_exclusive_group()
-    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
-    target.add_argument(
-        "--target-fraction",
-        type=float,
-        metavar="F",
-        help="or: the target at this fraction of the feasible range (0: fastest)",
-    )
+    add_target_options(p)
     add_settings(p, SearchConfig)
-    p.add_argument(
-        "--threads", type=whole_number(1), help="CPU threads for training (default: torch's)"
-    )
+    add_threads_option(p, "the search (default: torch's)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory of a new search")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
     p.set_defaults(func=cmd_search)
@@ -188,9 +138,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="retrain an architecture (the paper's recipe)")
     p.add_argument("arch", metavar="ARCH.json")
     add_settings(p, TrainConfig)
-    p.add_argument(
-        "--threads", type=whole_number(1), help="CPU threads for training (default: torch's)"
-    )
+    add_threads_option(p, "training (default: torch's)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in RUN_DIR")
     p.set_defaults(func=cmd_train)

@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from ..io import check_output
+from ..latency.settings import RunnerSettings
 from ..pipeline_config import PipelineConfig
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
-from .arguments import PIPELINE_WIDE, add_runner_options, add_settings, settings_given, whole_number
+from .arguments import (
+    PIPELINE_WIDE,
+    add_settings,
+    add_target_options,
+    add_threads_option,
+    settings_given,
+)
 from .lut import runner_of
-from .output import millions, print_json, text_table
+from .output import print_json
 
 
 def _pipeline_config(args: argparse.Namespace, **target: Any):
@@ -36,7 +43,8 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from ..pipeline import format_summary, run_pipeline
+    from ..pipeline import run_pipeline
+    from ..pipeline_summary import SUMMARY_FILE
 
     config = _pipeline_config(
         args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
@@ -45,15 +53,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         config, args.out, build_lut=args.build_lut, runner=runner_of(args, timing_device=False)
     )
     if args.json:
-        print_json(summary)
+        print_json(summary.to_dict())
     else:
-        print(format_summary(summary))
-        print(f"summary in {Path(args.out) / 'summary.json'}")
+        print(summary.report())
+        print(f"summary in {Path(args.out) / SUMMARY_FILE}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..sweep import parse_targets, run_sweep
+    from ..sweep import parse_targets, run_sweep, sweep_table
 
     targets = parse_targets(args.targets, "--targets") if args.targets else None
     fractions = (
@@ -71,17 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         build_lut=args.build_lut,
         runner=runner_of(args, timing_device=False),
     )
-    table = [
-        (
-            r["target"],
-            f"{r['measured_ms']:.3f}",
-            f"{r['measured_vs_target_pct']:+.1f}%",
-            f"{r['top1']:.2%}",
-            millions(r["params"]),
-        )
-        for r in rows
-    ]
-    print(text_table(table, ("target", "measured ms", "vs target", "top-1", "params")))
+    print(sweep_table(rows))
     print(f"curve in {Path(args.out) / 'sweep.png'}, rows in {Path(args.out) / 'sweep.csv'}")
     return 0
 
@@ -114,7 +112,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="when --lut does not exist, measure it there on this CPU (or through --runner) "
         "first and calibrate it (minutes); without this flag a missing table is an error",
     )
-    add_runner_options(p)
+    add_settings(p, RunnerSettings)
     # the pipeline's own settings (data, seed and device it sets for both steps; the table
     # it builds when there is none)
     add_settings(p, PipelineConfig)
@@ -123,7 +121,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     add_settings(p, SearchConfig, prefix="search-", skip=PIPELINE_WIDE, given_only=True)
     add_settings(p, TrainConfig, prefix="train-", skip=PIPELINE_WIDE, given_only=True)
     add_settings(p, SearchConfig, only=("precision", "deterministic"), given_only=True)
-    p.add_argument("--threads", type=whole_number(1), help="CPU threads for search and retraining")
+    add_threads_option(p, "search and retraining")
     p.add_argument(
         "--out",
         required=True,
@@ -139,15 +137,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="the whole chain: latency table -> search -> retrain -> evaluate -> profile",
     )
     _pipeline_args(p)
-    target = p.add_mutually_exclusive_group()
-    target.add_argument("--target-ms", type=float, metavar="T", help="latency target in ms")
-    target.add_argument(
-        "--target-fraction", type=float, metavar="F", help="of the feasible range (0: fastest)"
-    )
-    target.add_argument(
-        "--arch",
-        metavar="ARCH.json",
-        help="retrain, evaluate and profile this architecture instead of searching one",
+    add_target_options(
+        p,
+        ("--arch", "ARCH.json", "retrain, evaluate and profile this architecture, no search"),
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pipeline)

@@ -19,6 +19,7 @@ from ..space import SearchSpace
 from .jobs import REFERENCE_JOB, PlanModules, plan_jobs, table_from_measurements
 from .journal import Journal, journal_path, measuring_progress
 from .measure import LatencyMeter
+from .settings import PlanSettings
 from .table import LatencyTable
 
 JOURNAL_FORMAT = "tfnas-latency-journal"
@@ -34,7 +35,7 @@ def build_table(
     meter: LatencyMeter,
     out: str | Path,
     *,
-    width_step: int = 8,
+    width_step: int = PlanSettings.width_step,
     classes: int | None = None,
     in_channels: int | None = None,
     resume: bool = False,

@@ -44,6 +44,7 @@ from .jobs import REFERENCE_JOB
 from .journal import Journal, journal_path, measuring_progress
 from .plan import assemble_table, model_bytes, write_plan
 from .policy import TimingPolicy
+from .settings import MeterSettings, PlanSettings, RunnerSettings
 from .table import LatencyTable, LatencyTableError
 
 EXTERNAL_JOURNAL = "tfnas-external-journal"
@@ -63,7 +64,7 @@ class ExternalRunner:
     """A command template (``{model}`` or ``{models}``) and a timeout per model."""
 
     command: str
-    timeout_s: float = 120.0
+    timeout_s: float = RunnerSettings.runner_timeout
 
     def __post_init__(self) -> None:
         try:
@@ -174,6 +175,25 @@ class ExternalRunner:
         )
 
 
+def runner_for(
+    command: str | None, timeout_s: float, device: str | None = None
+) -> ExternalRunner | None:
+    """The runner of ``command`` (None without one). Where ``device`` says what times the
+    networks, a runner needs device 'external', and device 'external' a runner."""
+    if command is None:
+        if device == "external":
+            raise SettingError(
+                "runner", "is needed with device external: the command that times a model."
+            )
+        return None
+    if device not in (None, "external"):
+        raise SettingError(
+            "runner",
+            f"times models outside tfnas: use it with {named('device')} external, not {device}.",
+        )
+    return ExternalRunner(command, timeout_s)
+
+
 def _positive_finite(value: Any) -> bool:
     return (
         isinstance(value, int | float)
@@ -193,9 +213,9 @@ def build_external_table(
     runner: ExternalRunner,
     out: str | Path,
     *,
-    fmt: str = "onnx",
-    batch_size: int = 1,
-    width_step: int = 8,
+    fmt: str = PlanSettings.fmt,
+    batch_size: int = MeterSettings.batch_size,
+    width_step: int = PlanSettings.width_step,
     classes: int | None = None,
     in_channels: int | None = None,
     rounds: int = 1,

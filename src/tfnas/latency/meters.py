@@ -21,6 +21,7 @@ from ..space import SearchSpace
 from .external import ExternalMeter, ExternalRunner
 from .measure import LatencyMeter
 from .policy import TimingPolicy
+from .settings import MeterSettings, PlanSettings
 from .table import LatencyTable, LatencyTableError
 
 Timed = list[tuple[nn.Module, tuple[int, ...]]]  # modules and their input shapes, no batch
@@ -45,13 +46,13 @@ class Meter(Protocol):
 
 
 def make_meter(
-    device: str = "cpu",
+    device: str = MeterSettings.device,
     *,
-    threads: int = 1,
-    batch_size: int = 1,
+    threads: int = MeterSettings.threads,
+    batch_size: int = MeterSettings.batch_size,
     policy: TimingPolicy | None = None,
     runner: ExternalRunner | None = None,
-    model_format: str = "onnx",
+    model_format: str = PlanSettings.fmt,
     name: str | None = None,
 ) -> Meter:
     """A meter for ``device``; with a ``runner`` (or ``device`` 'external'), the user's

@@ -33,6 +33,7 @@ from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
 from ..options import MODEL_FORMATS
 from ..space import SearchSpace, load_space
 from .jobs import Job, PlanModules, plan_jobs, table_from_measurements
+from .settings import MeterSettings, PlanSettings
 from .table import LatencyTable, LatencyTableError
 
 PLAN_FORMAT = "tfnas-latency-plan"
@@ -99,9 +100,9 @@ def write_plan(
     space: SearchSpace,
     out_dir: str | Path,
     *,
-    fmt: str = "onnx",
-    batch_size: int = 1,
-    width_step: int = 8,
+    fmt: str = PlanSettings.fmt,
+    batch_size: int = MeterSettings.batch_size,
+    width_step: int = PlanSettings.width_step,
     classes: int | None = None,
     in_channels: int | None = None,
     progress: Callable[[int], None] | None = None,

@@ -24,7 +24,8 @@ from .drift import Drift, say_no_reference, table_reference
 from .external import ExternalRunner
 from .measure import fingerprint_differences, say_other_device, summarise
 from .meters import Meter, table_meter
-from .table import LatencyTable, LatencyTableError, load_table
+from .settings import ProfileSettings
+from .table import LatencyTable, LatencyTableError, load_table_and_space
 
 
 def profile_network(
@@ -34,8 +35,8 @@ def profile_network(
     *,
     table: LatencyTable | None = None,
     table_source: str = "the table",
-    rounds: int = 20,
-    gap_seconds: float = 0.5,
+    rounds: int = ProfileSettings.rounds,
+    gap_seconds: float = ProfileSettings.gap_seconds,
     classes: int | None = None,
     in_channels: int | None = None,
 ) -> dict[str, Any]:
@@ -116,6 +117,19 @@ def profile_report(profile: dict[str, Any], name: str, device: str, lut: str | N
     return "\n".join(lines)
 
 
+def load_arch_and_table(
+    arch_file: str | Path, lut: str | Path | None, space: str | SearchSpace | None = None
+) -> tuple[Architecture, SearchSpace, LatencyTable | None]:
+    """The architecture, its space and (with ``lut``) the table that predicts it, refused
+    where the two are of different spaces."""
+    if lut is None:
+        return (*load_architecture(arch_file, space), None)
+    table, space = load_table_and_space(lut, space)
+    check_same_space(arch_file, lut, table.space_name)
+    arch, space = load_architecture(arch_file, space)
+    return arch, space, table
+
+
 def check_same_space(arch_path: str | Path, lut_path: str | Path, table_space: str) -> None:
     """Refuse an architecture and a table of different spaces. The table is the odd one out
     (the architecture is what is to be profiled), so the sentence names it."""
@@ -144,10 +158,15 @@ def profile_in_fresh_process(
 def _profile_files(
     arch_file: str, lut: str, space_source: str, runner: ExternalRunner | None
 ) -> dict[str, Any]:
-    table = load_table(lut)
-    arch, space = load_architecture(arch_file, space_source)
+    arch, space, table = load_arch_and_table(arch_file, lut, space_source)
     meter = table_meter(table, runner=runner)
     return profile_network(space, arch, meter, table=table, table_source=lut)
 
 
-__all__ = ["check_same_space", "profile_in_fresh_process", "profile_network", "profile_report"]
+__all__ = [
+    "check_same_space",
+    "load_arch_and_table",
+    "profile_in_fresh_process",
+    "profile_network",
+    "profile_report",
+]

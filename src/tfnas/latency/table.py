@@ -225,6 +225,14 @@ class LatencyTable:
             },
         }
 
+    def describe(self) -> str:
+        """What the table holds, in one line: entries, space, base, device."""
+        device = self.device.get("gpu") or self.device.get("name") or self.device.get("cpu")
+        return (
+            f"{len(self.entries)} block entries of space {self.space_name}, base "
+            f"{self.base_ms:.3f} ms, device {device or self.device.get('device', 'unknown')}"
+        )
+
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_dict())
 
@@ -370,6 +378,26 @@ class LatencyRange:
     slowest_ms: float
     fastest: Architecture
     slowest: Architecture
+    space: str = ""
+    calibrated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.space,
+            "fastest_ms": self.fastest_ms,
+            "slowest_ms": self.slowest_ms,
+            "calibrated": self.calibrated,
+            "fastest": self.fastest.to_dict(),
+            "slowest": self.slowest.to_dict(),
+        }
+
+    def report(self, table_name: str) -> str:
+        return (
+            f"feasible latency range of {self.space} on {table_name}: "
+            f"{self.fastest_ms:.2f} to {self.slowest_ms:.2f} ms"
+            + (" (calibrated)" if self.calibrated else "")
+            + f"\nfastest: {self.fastest.describe()}\nslowest: {self.slowest.describe()}"
+        )
 
 
 def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
@@ -403,7 +431,12 @@ def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
 
     fastest, slowest = extreme(False), extreme(True)
     return LatencyRange(
-        table.predict(space, fastest), table.predict(space, slowest), fastest, slowest
+        table.predict(space, fastest),
+        table.predict(space, slowest),
+        fastest,
+        slowest,
+        space.name,
+        table.calibration is not None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..arch import Architecture, architecture_from_dict, load_architecture
 from ..errors import TfnasError
 from ..io import read_json
+from ..pipeline_summary import SUMMARY_FILE, PipelineSummary
 from ..rundir import ARCH_FILE, BEST_WEIGHTS, CONFIG_FILE, METRICS_FILE, TRAIN_CHECKPOINT
 from ..search.selection import standing_sentence
 from ..space import SearchSpace, load_space
@@ -197,16 +198,15 @@ def _architecture_figures(arch: Architecture, space: SearchSpace) -> list[Figure
 
 
 def pipeline_section(run_dir: Path) -> Section:
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        return Section("Pipeline", [("state", "not finished yet (no summary.json)")])
-    s = read_json(summary_path, "pipeline summary", TfnasError)
+    if not (run_dir / SUMMARY_FILE).is_file():
+        return Section("Pipeline", [("state", f"not finished yet (no {SUMMARY_FILE})")])
+    s = PipelineSummary.load(run_dir)
     facts = [
         ("target / predicted / measured latency",
-         f"{s['target_ms']:.4f} / {s['predicted_ms']:.4f} / {s['measured_ms']:.4f} ms"),
-        ("test top-1 / top-5", f"{s['top1']:.2%} / {s['top5']:.2%}"),
-        ("params / FLOPs", f"{s['params'] / 1e6:.3f}M / {s['flops'] / 1e6:.1f}M"),
-    ] + [(f"time: {k}", f"{v:.0f} s") for k, v in s["step_seconds"].items()]  # fmt: skip
+         f"{s.target_ms:.4f} / {s.predicted_ms:.4f} / {s.measured_ms:.4f} ms"),
+        ("test top-1 / top-5", f"{s.top1:.2%} / {s.top5:.2%}"),
+        ("params / FLOPs", f"{s.params / 1e6:.3f}M / {s.flops / 1e6:.1f}M"),
+    ] + [(f"time: {k}", f"{v:.0f} s") for k, v in s.step_seconds.items()]  # fmt: skip
     return Section("Pipeline summary", facts)
 
 

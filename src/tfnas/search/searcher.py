@@ -31,17 +31,30 @@ from ..distributed import (
     text_digest,
 )
 from ..engine import GeneratorState, RunEngine, Stateful, run_to_end
+from ..errors import TfnasError
 from ..latency.table import LatencyTable, check_target, load_table
 from ..memory import check_search_memory, estimate_search_memory
 from ..nn.supernet import Supernet
-from ..rundir import ARCH_FILE, SEARCH_CHECKPOINT
+from ..rundir import (
+    ARCH_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SEARCH_CHECKPOINT,
+    refuse_other_settings,
+)
 from ..schedules import cosine_lr
 from ..space import SearchSpace, load_space
 from .config import SearchConfig
 from .derive import derive_for_target, distribution_row, epoch_line
 from .path_score import PathScorer
 from .sampling import sample_paths
-from .selection import draw_candidates, random_references, select_after_scaling, standing
+from .selection import (
+    draw_candidates,
+    random_references,
+    select_after_scaling,
+    standing,
+    standing_sentence,
+)
 from .steps import (
     ArchStepStats,
     LatencyPenalty,
@@ -67,6 +80,19 @@ class SearchResult:
         """Where the result stands among random networks at the target, as its supernet
         scores them (:func:`~tfnas.search.selection.standing`); None when not scored."""
         return self.history[-1].get("standing") if self.history else None
+
+    def report(self, target_ms: float) -> str:
+        """What the search wrote and how close it lands, for a terminal."""
+        error = (self.predicted_ms - target_ms) / target_ms * 100
+        lines = [
+            f"wrote {self.run_dir / ARCH_FILE}: {self.arch.describe()}",
+            f"target {target_ms:g} ms, predicted {self.predicted_ms:.4f} ms ({error:+.3f}%), "
+            f"depths {'-'.join(map(str, self.arch.depths))}; metrics in "
+            f"{self.run_dir / METRICS_FILE}",
+        ]
+        if self.standing is not None:
+            lines.append(standing_sentence(self.standing))
+        return "\n".join(lines)
 
 
 class Searcher(RunEngine):
@@ -372,3 +398,21 @@ def search(
 ) -> SearchResult:
     """Run (or resume) a search and write ``run_dir/arch.json``."""
     return run_to_end(lambda: Searcher(config, run_dir, resume, **kwargs))
+
+
+def saved_search_config(run_dir: str | Path, given: dict[str, Any] | None = None) -> SearchConfig:
+    """The settings of the search in ``run_dir``, to resume it with; ``given`` settings
+    that would change them are refused, naming them (``out``: where the run is)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise TfnasError(f"{run_dir}: holds no search to resume (no {CONFIG_FILE}).")
+    try:
+        config = SearchConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        raise TfnasError(f"{path}: is not a tfnas search configuration ({exc}).") from None
+    given = dict(given or {})
+    if "out" in given:
+        given["out"] = str(Path(given["out"]).resolve())
+    refuse_other_settings(run_dir, config.to_dict() | {"out": str(run_dir.resolve())}, given)
+    return config
