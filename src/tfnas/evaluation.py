@@ -15,6 +15,7 @@ from .distributed import resolve_device
 from .errors import TfnasError
 from .loader import Batches
 from .nn.network import Network
+from .options import EVAL_BATCH_SIZE
 from .space import SearchSpace
 
 
@@ -80,7 +81,7 @@ def evaluate_weights(
     space: SearchSpace | str | None = None,
     data_root: str | None = None,
     device: str = "auto",
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> dict[str, float]:
     """Top-1, top-5 and loss of trained weights on the test split of ``data``."""
     net, space = trained_network(arch_path, weights_path, space)

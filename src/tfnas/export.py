@@ -15,7 +15,7 @@ import torch
 
 from .errors import TfnasError
 from .io import atomic_write_bytes
-from .options import MODEL_FORMATS
+from .options import EXPORT_TOLERANCE, MODEL_FORMATS
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def export_network(
     input_shape: tuple[int, ...],
     fmt: str,
     out: str | Path,
-    tolerance: float = 1e-4,
+    tolerance: float = EXPORT_TOLERANCE,
     batch_size: int = 2,
 ) -> ExportCheck:
     """Write ``net`` as ``fmt`` to ``out`` after checking max |exported - torch| <= tolerance

@@ -11,6 +11,7 @@ from .arch import load_architecture
 from .complexity import NetworkCost, network_cost
 from .data import check_images, one_batch_through, open_dataset, search_split_indices
 from .nn.network import Network
+from .options import INFO_BATCH_SIZE
 from .search.config import SearchConfig
 from .space import SearchSpace
 
@@ -121,7 +122,7 @@ def describe_network(
     in_channels: int | None = None,
     data: str | None = None,
     data_root: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = INFO_BATCH_SIZE,
 ) -> NetworkInfo:
     """The architecture's network and its cost; with ``data``, one batch of its test images
     through it. Classes default to the data's, then the space's."""

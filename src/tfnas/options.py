@@ -27,6 +27,12 @@ TIMING_STATISTICS = ("p25", "median", "min", "mean")
 # blocks then missed 30 whole networks by less than when timed warm in 7 of 8 paired checks,
 # by a median of 7 points (bench/results/lut_cache_state.json). 0 keeps the warm timing.
 DEFAULT_SCRUB_KIB = 4096
+# images per batch where only throughput is at stake: an evaluation, and the one real
+# batch `tfnas info` runs through a network
+EVAL_BATCH_SIZE = 256
+INFO_BATCH_SIZE = 32
+# the largest |exported - torch| on the logits an exported model may show
+EXPORT_TOLERANCE = 1e-4
 # image channels a network can take (grayscale or RGB)
 IN_CHANNELS = (1, 3)
 # model files (format -> file suffix): exported networks and a carried plan's models

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..io import check_output
-from ..options import IN_CHANNELS
+from ..options import IN_CHANNELS, INFO_BATCH_SIZE
 from ..search.config import SearchConfig
 from .arguments import add_settings, settings_given, whole_number
 from .output import show
@@ -101,11 +101,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("info", help="params, FLOPs and per-block table of an architecture")
     p.add_argument("arch", metavar="ARCH.json")
-    p.add_argument(
-        "--space",
-        metavar="NAME|FILE",
-        help="the architecture's space, when it is not a built-in one",
-    )
+    p.add_argument("--space", metavar="NAME|FILE", help="the architecture's, when not built in")
     p.add_argument(
         "--classes", type=whole_number(2), help="number of classes (default: the data's or space's)"
     )
@@ -113,7 +109,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="D", help="also run one real batch of this data through it")
     p.add_argument("--data-root", metavar="DIR", help="image root for a list-file data source")
     p.add_argument(
-        "--batch-size", type=whole_number(1), default=32, help="images in the --data batch"
+        "--batch-size", type=whole_number(1), default=INFO_BATCH_SIZE, help="images of that batch"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)

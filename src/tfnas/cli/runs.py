@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import TfnasError
 from ..io import check_output
-from ..options import MODEL_FORMATS
+from ..options import EVAL_BATCH_SIZE, EXPORT_TOLERANCE, MODEL_FORMATS
 from ..search.config import SearchConfig
 from ..train_config import TrainConfig
 from .arguments import (
@@ -148,7 +148,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, metavar="W.pt")
     p.add_argument("--space", metavar="NAME|FILE")
     add_settings(p, TrainConfig, only=("data", "data_root", "device"))
-    p.add_argument("--batch-size", type=whole_number(1), default=256, help="images per batch")
+    p.add_argument(
+        "--batch-size", type=whole_number(1), default=EVAL_BATCH_SIZE, help="images per batch"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -160,7 +162,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tolerance",
         type=number_at_least(0, open_low=True),
-        default=1e-4,
+        default=EXPORT_TOLERANCE,
         help="max |exported - torch| on logits",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="model file to write")
