@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The optional runtimes the tests run end to end (an external runner per runtime).
+EXTRAS_STAMP := $(VENV)/.tfnas-test-extras
+$(EXTRAS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,openvino]'
+	touch $(EXTRAS_STAMP)
+
 # Debian packages: dataset-fashion-mnist (the demo's data; without it tfnas falls back to
 # torchvision's downloader, which needs a network connection) and, for the tests, chromium
 # (one test renders report.html in it; skipped without it). Installed when missing and
@@ -66,7 +72,7 @@ demo: $(STAMP) dataset $(DEMO_DIR)/.space-stamp
 	  --data fashion-mnist --search-limit 4000 --search-epochs 4 --search-warmup-epochs 1 \
 	  --train-epochs 2 --train-lr 0.1 --train-drop-connect 0 --out $(DEMO_RUN)
 
-test: $(STAMP) test-packages
+test: $(STAMP) $(EXTRAS_STAMP) test-packages
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

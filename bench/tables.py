@@ -138,6 +138,30 @@ def ground_truth(data: dict[str, Any]) -> str:
     return out
 
 
+def overhead_model(data: dict[str, Any]) -> str:
+    """Per runtime and check: the raw sum's error and the leave-one-out error of each
+    calibration, without and with the call overhead taken off."""
+    rows = []
+    for backend, result in data.items():
+        if not isinstance(result, dict) or "checks" not in result:
+            continue
+        overhead = result["call_overhead"]
+        verdict = "applied" if overhead["applied"] else "not applied"
+        name = f"{backend} (call {overhead['ms'] * 1000:.0f} us, {verdict})"
+        for i, check in enumerate(result["checks"], 1):
+            for way in ("without_overhead", "with_overhead"):
+                c = check[way]
+                line, per_block = c["calibrated_line_loo"], c["calibrated_per_block_loo"]
+                rows.append([
+                    name, i, way.replace("_", " "), f"{c['raw']['median_abs_pct']:.1f}%",
+                    f"{line['median_abs_pct']:.1f}% / {line['within_5pct']:.0%}",
+                    f"{per_block['median_abs_pct']:.1f}% / {per_block['within_5pct']:.0%}",
+                ])  # fmt: skip
+    header = ["runtime (the build's verdict)", "check", "sums", "raw median |error|",
+              "line: LOO median / within 5%", "per-block: LOO median / within 5%"]  # fmt: skip
+    return table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="bench/results")
@@ -149,6 +173,7 @@ def main() -> None:
         ("baselines", baselines),
         ("search_vs_random", search_vs_random),
         ("ground_truth/summary", ground_truth),
+        ("overhead_model", overhead_model),
     ):
         path = results / f"{name}.json"
         if path.is_file() and path.stat().st_size:

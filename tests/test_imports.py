@@ -89,7 +89,7 @@ LAYERS = (
     ("latency", "latency.table", "latency.drift", "latency.jobs", "latency.journal",
      "latency.measure", "latency.plan", "latency.external", "latency.build", "latency.meters",
      "latency.check", "latency.official", "latency.profile", "latency.policy",
-     "latency.settings"),
+     "latency.settings", "latency.stability"),
     ("rundir", "distributed", "precision", "memory", "engine"),
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
      "search.selection", "search.path_score", "search.derive", "search.searcher"),
@@ -97,7 +97,7 @@ LAYERS = (
      "report.sections", "report.page", "report.figures"),
     ("cli.output", "cli.arguments"),
     ("cli.inspect", "cli.lut", "cli.runs", "cli.workflows"),
-    ("cli", "runners", "runners.ort", "__main__", ""),
+    ("cli", "runners", "runners.template", "runners.ort", "runners.openvino", "__main__", ""),
 )  # fmt: skip
 
 

@@ -14,18 +14,25 @@ from tfnas.arch import Architecture, BlockChoice, random_architecture, uniform_a
 from tfnas.block import OpSpec
 from tfnas.errors import TfnasError
 from tfnas.latency.build import build_table
-from tfnas.latency.check import check_table, error_stats, fit_calibration, leave_one_out
+from tfnas.latency.check import (
+    check_table,
+    choose_calibration,
+    error_stats,
+    fit_calibration,
+    leave_one_out,
+)
 from tfnas.latency.drift import (
     Drift,
     reference_architecture,
     table_reference,
 )
-from tfnas.latency.jobs import knot_widths, plan_jobs
+from tfnas.latency.jobs import call_overhead_record, knot_widths, plan_jobs
 from tfnas.latency.journal import journal_path
 from tfnas.latency.measure import LatencyMeter, summarise
 from tfnas.latency.meters import table_meter
 from tfnas.latency.official import import_tfnas_table
 from tfnas.latency.policy import TimingPolicy
+from tfnas.latency.stability import Stability, recorded_busy
 from tfnas.latency.table import (
     Calibration,
     LatencyTable,
@@ -181,6 +188,13 @@ def test_expected_latency_matches_prediction_for_one_hot_choices(tiny):
         depth_probs.append(depth)
     lat = table.expected_latency(tiny, op_probs, depth_probs, widths)
     assert lat.item() == pytest.approx(table.predict(tiny, arch), rel=1e-5)
+    # a table that takes a call overhead off, with a per-block calibration term, predicts
+    # the same in both ways: the expected count of blocks is in the expected latency
+    overhead = replace(table, meta={"call_overhead": {"ms": 0.02, "applied": True}})
+    calibrated = overhead.with_calibration(Calibration(1.2, 0.1, 40, -0.03))
+    lat = calibrated.expected_latency(tiny, op_probs, depth_probs, widths)
+    assert lat.item() == pytest.approx(calibrated.predict(tiny, arch), rel=1e-5)
+    assert calibrated.predict(tiny, arch) != pytest.approx(table.predict(tiny, arch))
     # gradients reach the architecture parameters
     alpha = torch.zeros(len(tiny.stages[0].ops), requires_grad=True)
     beta = torch.zeros(len(tiny.stages[0].depths), requires_grad=True)
@@ -253,6 +267,58 @@ def test_calibration_arithmetic():
     assert stats["worst_pct"] == pytest.approx(30.0)
     assert summarise([5.0, 1.0, 2.0, 3.0, 4.0], "p25") == 2.0
     assert summarise([5.0, 1.0, 2.0], "median") == 2.0
+
+
+def test_a_calibration_takes_a_per_block_term_where_it_predicts_unseen_networks_better():
+    rng = np.random.default_rng(0)
+    raw = list(rng.uniform(1, 3, 20))
+    blocks = [int(b) for b in rng.integers(6, 14, 20)]
+    # a runtime that runs the network as one call: 30 us less per block than the parts
+    measured = [0.9 * x - 0.03 * n + 0.1 for x, n in zip(raw, blocks, strict=True)]
+    cal, held_out, errors = choose_calibration(raw, measured, blocks)
+    assert cal.per_block_ms == pytest.approx(-0.03) and cal.scale == pytest.approx(0.9)
+    assert held_out == pytest.approx(measured)
+    assert errors["per_block"]["median_abs_pct"] < errors["line"]["median_abs_pct"]
+    assert "-30.0 us per block" in cal.describe()
+    # where the blocks explain nothing, the line is kept (one parameter fewer)
+    noise = rng.normal(0, 0.02, 20)
+    line = [2 * x + 1 + e for x, e in zip(raw, noise, strict=True)]
+    cal, _, errors = choose_calibration(raw, line, blocks)
+    assert (
+        cal.per_block_ms == 0.0
+        or errors["per_block"]["median_abs_pct"] < errors["line"]["median_abs_pct"]
+    )
+    assert choose_calibration(raw[:4], measured[:4], blocks[:4])[0].per_block_ms == 0.0
+
+
+def test_the_call_overhead_comes_off_where_the_reference_network_says_it_should(tiny):
+    table = _table(tiny, lambda spec, w: w / 10)
+    reference = reference_architecture(tiny)
+    summed = table.raw_predict(tiny, reference)
+    calls = sum(1 for _ in reference.blocks(tiny)) + 1
+    # the network measured as one call: the parts' sum less every call but one
+    one_call = call_overhead_record(tiny, table, 0.05, summed - calls * 0.05)
+    assert one_call["applied"] and one_call["reference_error_pct"]["with"] == pytest.approx(0)
+    applied = replace(table, meta={"call_overhead": one_call})
+    assert applied.raw_predict(tiny, reference) == pytest.approx(summed - calls * 0.05)
+    # a network that pays every call (torch's eager mode): the sum stands
+    every_call = call_overhead_record(tiny, table, 0.05, summed)
+    assert not every_call["applied"]
+    assert replace(table, meta={"call_overhead": every_call}).raw_predict(
+        tiny, reference
+    ) == pytest.approx(summed)
+
+
+def test_a_busy_machine_is_told_by_the_reference_networks_spread_or_the_load():
+    quiet = Stability([2.00, 2.03, 2.01], [1.1, 1.0], cpus=2, threads=1)
+    assert quiet.busy is None and quiet.spread_pct == pytest.approx(1.5)
+    spread = Stability([2.0, 2.6, 2.1], [1.0, 1.0], cpus=2, threads=1)
+    assert "varied 30% across the passes" in spread.busy
+    loaded = Stability([2.0, 2.0], [3.2, None], cpus=2, threads=1)
+    assert "load average was 3.2 on 2 cores, 1 of them the build's" in loaded.busy
+    assert Stability([2.0], [None, None], cpus=2, threads=1).busy is None
+    assert recorded_busy({"stability": loaded.to_dict()}) == loaded.busy
+    assert recorded_busy({}) is None
 
 
 def test_resume_of_a_partial_build(tiny, tmp_path):

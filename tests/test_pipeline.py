@@ -3,10 +3,12 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+import tfnas.latency.build as build_module
 import tfnas.pipeline as pipeline_module
 from tfnas.arch import load_architecture
 from tfnas.latency.table import load_table
@@ -30,6 +32,8 @@ def setup(tmp_path, monkeypatch):
         "LatencyMeter",
         functools.partial(pipeline_module.LatencyMeter, policy=FAST),
     )
+    # the machine's load does not decide these tests (one below makes it busy on purpose)
+    monkeypatch.setattr(build_module, "load_average", lambda: 0.0)
     write_idx_dataset(tmp_path / "fm", n_train=60, n_test=20)
     space_file = tmp_path / "tiny.yaml"
     space_file.write_text(TINY_SPACE)
@@ -88,6 +92,28 @@ def test_pipeline_builds_searches_retrains_evaluates_and_profiles(setup, cli):
     # other settings in the same run directory are refused, not mixed in
     r = cli("pipeline", *flags, "--train-epochs", "3")
     assert_user_error(r, "other settings")
+
+
+def test_a_table_built_on_a_busy_machine_stops_the_pipeline_before_it_searches(
+    setup, cli, monkeypatch
+):
+    tmp_path, config = setup
+    monkeypatch.setattr(build_module, "load_average", lambda: 3.0 + os.cpu_count())
+    flags = ["--space", config["space"], "--lut", config["lut"], "--data", config["data"],
+             "--target-fraction", "0.5", "--calibrate-archs", "3", "--search-epochs", "2",
+             "--search-warmup-epochs", "1", "--search-batch-size", "8", "--train-epochs", "1",
+             "--train-batch-size", "8", "--build-lut", "--out", tmp_path / "run"]  # fmt: skip
+    r = cli("pipeline", *flags)
+    said = r.err.strip().splitlines()[-1]  # after the build's progress lines
+    assert r.code == 2 and "Traceback" not in r.err and said.startswith("tfnas: error: ")
+    assert "the machine was busy while it was measured" in said and "load average" in said
+    assert "--accept-busy-table" in said
+    # nothing is kept that a rerun would reuse: the table is measured again
+    assert not list(tmp_path.glob("lut.json*"))
+    assert not (tmp_path / "run" / "search").exists()
+    r = cli("pipeline", *flags, "--accept-busy-table", "--json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "lut.json").read_text())["meta"]["stability"]["busy"]
 
 
 def test_killed_pipeline_resumes_at_the_interrupted_step(setup, monkeypatch):

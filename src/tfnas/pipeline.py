@@ -30,6 +30,7 @@ from .latency.external import build_external_table
 from .latency.measure import LatencyMeter
 from .latency.meters import table_meter
 from .latency.profile import profile_in_fresh_process
+from .latency.stability import recorded_busy
 from .latency.table import check_target, load_table, target_at_fraction
 from .pipeline_config import PipelineConfig
 from .pipeline_summary import PipelineSummary
@@ -61,10 +62,12 @@ class Pipeline:
         log: Callable[[str], None] | None = None,
         build_lut: bool = False,
         runner=None,
+        accept_busy_table: bool = False,
     ) -> None:
         config.validate()
         check_output(run_dir, "out", "directory")
         self.build_lut = build_lut
+        self.accept_busy_table = accept_busy_table
         # an ExternalRunner: the table is built (and the network profiled) through it
         self.runner = runner
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -211,7 +214,7 @@ class Pipeline:
         return target_at_fraction(space, table, c.target_fraction)
 
     def _latency_table(self, space) -> dict[str, Any]:
-        return ensure_table(self.config, space, self.log, self.runner)
+        return ensure_table(self.config, space, self.log, self.runner, self.accept_busy_table)
 
     def _search(self, space) -> dict[str, Any]:
         c = self.config
@@ -300,10 +303,13 @@ def ensure_table(
     space,
     log: Callable[[str], None] = lambda line: None,
     runner=None,
+    accept_busy_table: bool = False,
 ) -> dict[str, Any]:
     """The pipeline's latency table: reused when ``config.lut`` exists, else built on this
     machine, or through the external ``runner`` (resumable), and calibrated on whole
-    networks; returns how it was made."""
+    networks; returns how it was made. A table built on a busy machine, or one its own
+    check finds unreliable, is refused (and measured again on the next run) unless
+    ``accept_busy_table``."""
     c = config
     path = Path(c.lut)
     if path.exists():
@@ -332,15 +338,25 @@ def ensure_table(
         "build_seconds": table.meta.get("build_seconds"),
         "calibrated": False,
     }
+    busy = recorded_busy(table.meta)
+    problems = [f"the machine was busy while it was measured ({busy})" if busy else None]
     if c.calibrate_archs:
         log(f"calibrating on {c.calibrate_archs} whole random networks")
         check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
+        problems.append(check.misses)
         table = check.calibrated(table)
         loo = check.after_leave_one_out
         result.update(
             calibrated=True,
             leave_one_out_median_pct=loo["median_abs_pct"],
             leave_one_out_within_10pct=loo["within_10pct"],
+        )
+    problem = next((p for p in problems if p), None)
+    if problem and not accept_busy_table:
+        building.unlink()  # the next run measures it again
+        raise TfnasError(
+            f"{path}: {problem}; the pipeline stops before searching on it. Run it again with "
+            f"nothing else on the machine, or pass {named('accept_busy_table')} to go on."
         )
     table.save(path)
     building.unlink()
@@ -353,11 +369,12 @@ def run_pipeline(
     log: Callable[[str], None] | None = None,
     build_lut: bool = False,
     runner=None,
+    accept_busy_table: bool = False,
 ) -> PipelineSummary:
     """Run (or resume) the whole chain and return its summary (also in ``summary.json``).
     A missing latency table is built only with ``build_lut``; an external ``runner``
     (:class:`~tfnas.latency.external.ExternalRunner`) builds it and times the network."""
-    return Pipeline(config, run_dir, log, build_lut, runner).run()
+    return Pipeline(config, run_dir, log, build_lut, runner, accept_busy_table).run()
 
 
 __all__ = ["PipelineConfig", "Pipeline", "PipelineSummary", "run_pipeline"]

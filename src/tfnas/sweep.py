@@ -50,6 +50,7 @@ def run_sweep(
     log: Callable[[str], None] | None = None,
     build_lut: bool = False,
     runner=None,
+    accept_busy_table: bool = False,
 ) -> list[dict[str, Any]]:
     """Run a pipeline per target (in ms, or as fractions of the feasible range) and write
     ``sweep.csv``, ``sweep.json`` and ``sweep.png`` into ``run_dir``.
@@ -70,13 +71,13 @@ def run_sweep(
         for f in fractions or []
     ]  # fmt: skip
     pipelines = [
-        (label, sub, Pipeline(config, sub, log, build_lut, runner))
+        (label, sub, Pipeline(config, sub, log, build_lut, runner, accept_busy_table))
         for label, sub, config in configs
     ]
     for _, _, pipeline in pipelines:
         space = pipeline.check_inputs()  # settings, data, and the target when the table exists
     if not Path(base.lut).exists():
-        ensure_table(base, space, log or (lambda line: None), runner)
+        ensure_table(base, space, log or (lambda line: None), runner, accept_busy_table)
         for _, _, pipeline in pipelines:
             pipeline.check_inputs()  # now every target against the table's range
     rows = []

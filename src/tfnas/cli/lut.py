@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import TfnasError, named
 from ..io import check_output
 from ..latency.policy import TimingPolicy
 from ..latency.settings import (
@@ -20,6 +21,9 @@ from ..options import DEFAULT_SCRUB_KIB
 from .arguments import add_settings, add_timing_options, settings_given, whole_number
 from .output import progress_bar, show
 
+# how tfnas's own timers run, which a runner decides for itself
+_TIMED_BY_THE_RUNNER = {"threads", "statistic", "back_to_back", "scrub_kib"}
+
 
 def runner_of(args: argparse.Namespace, timing_device: bool = True):
     """The external runner of ``--runner`` (None without one), checked against ``--device``
@@ -27,6 +31,12 @@ def runner_of(args: argparse.Namespace, timing_device: bool = True):
     from ..latency.external import runner_for
 
     device = getattr(args, "device", None) if timing_device else None
+    ignored = sorted(args.given & _TIMED_BY_THE_RUNNER) if device == "external" else []
+    if ignored:
+        raise TfnasError(
+            f"{', '.join(map(named, ignored))}: an external runner times the models itself; "
+            "give such settings to its own command (--runner '... --threads 2')."
+        )
     return runner_for(args.runner, args.runner_timeout, device)
 
 
@@ -47,39 +57,25 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     from ..space import load_space
 
     check_output(args.out, "out", "file")
-
     space = load_space(args.space)
     runner = runner_of(args)
+    plan = settings_given(args, PlanSettings)
     if runner is not None:
         from ..latency.external import build_external_table
 
         table = build_external_table(
-            space,
-            runner,
-            args.out,
-            **settings_given(args, PlanSettings),
-            batch_size=args.batch_size,
-            space_source=args.space,
-            device_name=args.device_name,
-            resume=args.resume,
-        )
-        print(f"wrote {args.out}: {table.describe()}; {table.meta['measurements']} models timed")
-        return 0
-    meter = _meter(args)
-    table = build_table(
-        space,
-        meter,
-        args.out,
-        **settings_given(args, PlanSettings, only=("width_step", "classes", "in_channels")),
-        resume=args.resume,
-        limit=args.limit,
-        scrub_kib=args.scrub_kib,
-    )
+            space, runner, args.out, **plan, batch_size=args.batch_size, space_source=args.space,
+            device_name=args.device_name, resume=args.resume,
+        )  # fmt: skip
+    else:
+        del plan["fmt"]  # timed in this process: no model files
+        table = build_table(
+            space, _meter(args), args.out, **plan, resume=args.resume, limit=args.limit,
+            scrub_kib=args.scrub_kib,
+        )  # fmt: skip
     if table is None:
-        print(
-            f"stopped after {args.limit} measurements; continue with --resume "
-            f"(journal: {journal_path(Path(args.out))})"
-        )
+        journal = journal_path(Path(args.out))
+        print(f"stopped after {args.limit} measurements; continue with --resume ({journal})")
         return 0
     print(
         f"wrote {args.out}: {table.describe()}; {table.meta['measurements']} measurements in "
@@ -174,7 +170,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
         result.calibrated(table).save(args.lut)
     if result.misses and not args.json:
         print(f"warning: {result.misses}", file=sys.stderr)
-    data = {**result.to_dict(), "table_device_differs": bool(other_device)}
+    data = {**result.to_dict(), "table_device_differs": bool(other_device),
+            "warning": result.misses}  # fmt: skip
     return show(args.json, data, result.report(args.lut))
 
 

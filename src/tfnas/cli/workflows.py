@@ -42,6 +42,12 @@ def _pipeline_config(args: argparse.Namespace, **target: Any):
     )
 
 
+def _how_to_run(args: argparse.Namespace) -> dict[str, Any]:
+    """What a pipeline and a sweep are told besides their settings."""
+    runner = runner_of(args, timing_device=False)
+    return dict(build_lut=args.build_lut, runner=runner, accept_busy_table=args.accept_busy_table)
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from ..pipeline import run_pipeline
     from ..pipeline_summary import SUMMARY_FILE
@@ -49,9 +55,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = _pipeline_config(
         args, target_ms=args.target_ms, target_fraction=args.target_fraction, arch=args.arch
     )
-    summary = run_pipeline(
-        config, args.out, build_lut=args.build_lut, runner=runner_of(args, timing_device=False)
-    )
+    summary = run_pipeline(config, args.out, **_how_to_run(args))
     if args.json:
         print_json(summary.to_dict())
     else:
@@ -64,11 +68,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..sweep import parse_targets, run_sweep, sweep_table
 
     targets = parse_targets(args.targets, "--targets") if args.targets else None
-    fractions = (
-        parse_targets(args.target_fractions, "--target-fractions")
-        if args.target_fractions
-        else None
-    )
+    fractions = args.target_fractions
+    fractions = parse_targets(fractions, "--target-fractions") if fractions else None
     config = _pipeline_config(args, target_ms=1.0)  # each target replaces it
     rows = run_sweep(
         config,
@@ -76,8 +77,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         targets,
         fractions,
         log=lambda line: print(line, file=sys.stderr, flush=True),
-        build_lut=args.build_lut,
-        runner=runner_of(args, timing_device=False),
+        **_how_to_run(args),
     )
     print(sweep_table(rows))
     print(f"curve in {Path(args.out) / 'sweep.png'}, rows in {Path(args.out) / 'sweep.csv'}")
@@ -112,6 +112,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
         help="when --lut does not exist, measure it there on this CPU (or through --runner) "
         "first and calibrate it (minutes); without this flag a missing table is an error",
     )
+    busy = "go on with a table built on a busy machine or found unreliable by its check"
+    p.add_argument("--accept-busy-table", action="store_true", help=busy)
     add_settings(p, RunnerSettings)
     # the pipeline's own settings (data, seed and device it sets for both steps; the table
     # it builds when there is none)

@@ -9,6 +9,7 @@ at most the measurement in flight.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .jobs import REFERENCE_JOB, PlanModules, plan_jobs, table_from_measurements
 from .journal import Journal, journal_path, measuring_progress
 from .measure import LatencyMeter
 from .settings import PlanSettings
+from .stability import Stability, load_average, say_busy
 from .table import LatencyTable
 
 JOURNAL_FORMAT = "tfnas-latency-journal"
@@ -67,6 +69,7 @@ def build_table(
         "scrub_kib": scrub_kib,
     }
     journal = Journal(journal_path(out), header, resume, lambda saved: _mismatch(saved, header))
+    load_at_start = load_average()
     rounds = meter.policy.rounds
     todo = [(r, job) for r in range(rounds) for job in jobs if (job.name, r) not in journal.done]
     parts = PlanModules(space, classes, in_channels)
@@ -88,6 +91,12 @@ def build_table(
     if len(done) < total:
         return None
     best = {job.name: min(done[job.name, r] for r in range(rounds)) for job in jobs}
+    stability = Stability(
+        [done[REFERENCE_JOB, r] for r in range(rounds)],
+        [load_at_start, load_average()],
+        os.cpu_count() or 1,
+        meter.threads,
+    )
     table = table_from_measurements(
         space,
         jobs,
@@ -103,9 +112,11 @@ def build_table(
             "rounds": rounds,
             "build_seconds": round(journal.elapsed, 1),
             "policy": header["policy"],
+            "stability": stability.to_dict(),
         },
     )
     table.save(out)
+    say_busy(str(out), stability)
     journal.finish()
     return table
 

@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,10 @@ class ExternalRunner:
             return self._parse(stdout or "", files), error, stdout or ""
         found = self._parse(done.stdout, files)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message on stderr"])[-1]
+            # the end of what it said, where the reason usually is
+            said = " / ".join(done.stderr.strip().splitlines()[-3:]) or "no message on stderr"
             error = RunnerError(
-                f"{name}: the runner exited with status {done.returncode} ({last.strip()[:200]})."
+                f"{name}: the runner exited with status {done.returncode} ({said[-500:]})."
             )
             return found, error, done.stdout
         return found, None, done.stdout
@@ -271,6 +273,9 @@ def build_external_table(
                     next(ticks, None)
     best = {job: min(journal.done[job, r] for r in range(rounds)) for job in files}
     table = assemble_table(manifest, best, external_device(device_name), space)
+    # what an in-process build records besides: its passes, its time, when the reference ran
+    table.meta |= {"rounds": rounds, "build_seconds": round(journal.elapsed, 1)}
+    table.meta["reference"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     table.save(out)
     journal.finish()
     shutil.rmtree(plan_dir, ignore_errors=True)

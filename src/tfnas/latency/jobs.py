@@ -25,6 +25,15 @@ from .drift import reference_architecture, reference_record
 from .table import LatencyTable
 
 REFERENCE_JOB = "reference"
+# a call that does no work: what every separately timed call costs beyond its compute
+CALL_JOB = "call"
+
+
+class CallProbe(nn.Module):
+    """A model that returns its input plus zero: one node, no weights, next to no work."""
+
+    def forward(self, x):
+        return x + 0.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def plan_jobs(space: SearchSpace, width_step: int) -> list[Job]:
         groups.setdefault(spec.lut_key, []).append(spec)
     # the reference network (latency/drift.py) is measured in every pass like the blocks, so
     # its figure, the baseline of later drift checks, is the same best-of-passes
-    jobs = [Job("stem", 0), Job("head", 0), Job(REFERENCE_JOB, 0)]
+    jobs = [Job("stem", 0), Job("head", 0), Job(REFERENCE_JOB, 0), Job(CALL_JOB, 0)]
     for key, specs in groups.items():
         # Ops sharing a key differ only in nominal expansion; build the one with an expand conv.
         module_spec = max(specs, key=lambda s: s.has_expand)
@@ -87,6 +96,8 @@ class PlanModules:
         if job.key == REFERENCE_JOB:
             net = Network(space, reference_architecture(space), self.classes, self.in_channels)
             return net, net.input_shape(1)[1:]
+        if job.key == CALL_JOB:
+            return CallProbe(), (self.in_channels, space.input_size, space.input_size)
         spec = job.spec
         assert spec is not None
         return MBConv(spec, job.width), (spec.in_channels, spec.resolution, spec.resolution)
@@ -118,14 +129,42 @@ def table_from_measurements(
         entries=entries,
         meta={"base_parts_ms": {"stem": best["stem"], "head": best["head"]}, **meta},
     )
-    table.meta["reference"] = reference_record(
-        reference_architecture(space), best[REFERENCE_JOB], measured_at
-    )
+    reference = reference_architecture(space)
+    table.meta["reference"] = reference_record(reference, best[REFERENCE_JOB], measured_at)
+    if CALL_JOB in best:  # plans made before tfnas measured it have none
+        table.meta["call_overhead"] = call_overhead_record(
+            space, table, best[CALL_JOB], best[REFERENCE_JOB]
+        )
     return table
 
 
+def call_overhead_record(
+    space: SearchSpace, table: LatencyTable, call_ms: float, reference_ms: float
+) -> dict[str, Any]:
+    """Whether the table's predictions take the per-call overhead off, decided by the one
+    whole network the build timed: a runtime that runs a network as one call (ONNX Runtime,
+    most external ones) pays it once where a sum of separately timed parts pays it per part;
+    torch's eager mode calls every block inside a network too. Applied where it brings the
+    reference network's prediction closer to its measurement."""
+    reference = reference_architecture(space)
+    calls = sum(1 for _ in reference.blocks(space)) + 1  # the parts' calls, less the network's
+    without = table.raw_predict(space, reference)
+    with_overhead = without - calls * call_ms
+
+    def pct(predicted: float) -> float:
+        return (predicted - reference_ms) / reference_ms * 100
+
+    return {
+        "ms": call_ms,
+        "applied": abs(pct(with_overhead)) < abs(pct(without)),
+        "reference_error_pct": {"without": pct(without), "with": pct(with_overhead)},
+    }
+
+
 __all__ = [
+    "CALL_JOB",
     "REFERENCE_JOB",
+    "CallProbe",
     "Job",
     "PlanModules",
     "knot_widths",

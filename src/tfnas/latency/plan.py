@@ -32,7 +32,7 @@ from ..errors import SettingError, named
 from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
 from ..options import MODEL_FORMATS
 from ..space import SearchSpace, load_space
-from .jobs import Job, PlanModules, plan_jobs, table_from_measurements
+from .jobs import CALL_JOB, REFERENCE_JOB, Job, PlanModules, plan_jobs, table_from_measurements
 from .settings import MeterSettings, PlanSettings
 from .table import LatencyTable, LatencyTableError
 
@@ -154,6 +154,9 @@ def write_plan(
                 "width": job.width,
                 "file": relative,
                 "input_shape": input_shape,
+                # how to time it: a whole network as networks run (caches as it leaves
+                # them), every other model as a block inside one (caches cold)
+                "timing": "network" if job.key == REFERENCE_JOB else "block",
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
         )
@@ -291,6 +294,8 @@ def assemble_table(
         )
     jobs = plan_jobs(space, int(data["width_step"]))
     planned = {e["job"] for e in manifest.entries}
+    if CALL_JOB not in planned:  # a plan made before tfnas timed a call that does no work
+        jobs = [job for job in jobs if job.key != CALL_JOB]
     if {job.name for job in jobs} != planned:
         raise LatencyTableError(
             f"{manifest.directory / MANIFEST}: does not list the entries this tfnas plans for "

@@ -98,7 +98,9 @@ def profile_report(profile: dict[str, Any], name: str, device: str, lut: str | N
     table (``lut``) the prediction and the drift, and the network's cost."""
     p = profile
     lines = [
-        f"{name} on {device} ({p['threads']} thread(s), batch {p['batch_size']}): "
+        f"{name} on {device} ("
+        + ("through the runner" if device == "external" else f"{p['threads']} thread(s)")
+        + f", batch {p['batch_size']}): "
         f"{p['measured_ms']:.3f} ms (best {p['statistic']} of {p['windows']} windows, "
         f"{p['calls_timed']} calls; median of all calls {p['median_ms']:.3f} ms)"
     ]

@@ -2,8 +2,10 @@
 
 Lookups interpolate linearly between knots of a monotone (non-decreasing in width) fit of the
 measurements, so a wider block is never predicted faster than a narrower one. A prediction is
-``base + sum of the present blocks' latencies``, then the table's calibration (a linear
-correction fitted on whole-network measurements), if it has one.
+``base + sum of the present blocks' latencies``, less the per-call overhead a network does
+not pay once per block where the table applies one (``meta["call_overhead"]``), then the
+table's calibration (``scale * sum + per_block * blocks + offset``, fitted on whole-network
+measurements), if it has one.
 """
 
 from __future__ import annotations
@@ -34,14 +36,26 @@ class LatencyTableError(TfnasError):
 
 @dataclass(frozen=True)
 class Calibration:
-    """``measured ~ scale * predicted + offset_ms``, fitted on whole networks."""
+    """``measured ~ scale * predicted + per_block_ms * blocks + offset_ms``, fitted on whole
+    networks. The per-block term is what a network pays per block beyond the sum of its
+    blocks' separate timings (negative where a runtime runs a whole network as one call and
+    a table charges the call's cost to every block); 0 where the fit did not need it."""
 
     scale: float = 1.0
     offset_ms: float = 0.0
     archs: int = 0
+    per_block_ms: float = 0.0
 
-    def apply(self, ms: Any) -> Any:
-        return self.scale * ms + self.offset_ms
+    def apply(self, ms: Any, blocks: Any = 0) -> Any:
+        return self.scale * ms + self.per_block_ms * blocks + self.offset_ms
+
+    def describe(self) -> str:
+        per_block = f" {self.per_block_ms * 1000:+.1f} us per block" if self.per_block_ms else ""
+        return f"measured = {self.scale:.4f} x predicted{per_block} {self.offset_ms:+.4f} ms"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "offset_ms": self.offset_ms, "archs": self.archs,
+                "per_block_ms": self.per_block_ms}  # fmt: skip
 
 
 @dataclass
@@ -80,17 +94,43 @@ class LatencyTable:
             )
         return float(np.interp(width, widths, values))
 
+    @property
+    def call_overhead_ms(self) -> float:
+        """What one separately timed call cost beyond its work, where the table's
+        predictions take it off (a network is one call, not one per block); else 0."""
+        record = self.meta.get("call_overhead")
+        return float(record["ms"]) if isinstance(record, dict) and record.get("applied") else 0.0
+
+    @property
+    def network_base_ms(self) -> float:
+        """The stem and head as a network runs them: two separate calls' costs, less one."""
+        return self.base_ms - self.call_overhead_ms
+
+    def network_block_ms(self, spec: BlockSpec, width: float) -> float:
+        """A block's latency inside a network: its separate timing less the call overhead."""
+        return self.block_ms(spec, width) - self.call_overhead_ms
+
+    def block_cost_ms(self, spec: BlockSpec, width: float) -> float:
+        """What a block adds to a prediction before the calibration's scale and offset: its
+        latency inside a network and the calibration's per-block term, scaled back. The
+        search's expected latency and its projection count blocks by this."""
+        cal = self.calibration
+        per_block = cal.per_block_ms / cal.scale if cal and cal.per_block_ms else 0.0
+        return self.network_block_ms(spec, width) + per_block
+
     def raw_predict(self, space: SearchSpace, arch: Architecture) -> float:
-        """Sum of base and blocks, without calibration."""
+        """Sum of base and blocks (less the call overhead where applied), uncalibrated."""
         self.check_space(space)
-        return self.base_ms + sum(self.block_ms(spec, w) for _, _, spec, w in arch.blocks(space))
+        blocks = sum(self.network_block_ms(spec, w) for _, _, spec, w in arch.blocks(space))
+        return self.network_base_ms + blocks
 
     def predict(self, space: SearchSpace, arch: Architecture) -> float:
         """Predicted latency in ms of ``arch``, calibrated when the table has a calibration."""
-        return self.calibrated(self.raw_predict(space, arch))
+        blocks = sum(1 for _ in arch.blocks(space))
+        return self.calibrated(self.raw_predict(space, arch), blocks)
 
-    def calibrated(self, raw_ms: Any) -> Any:
-        return self.calibration.apply(raw_ms) if self.calibration else raw_ms
+    def calibrated(self, raw_ms: Any, blocks: Any = 0) -> Any:
+        return self.calibration.apply(raw_ms, blocks) if self.calibration else raw_ms
 
     def expected_latency(
         self,
@@ -117,7 +157,7 @@ class LatencyTable:
                 [(p * lat).sum() for p, lat in zip(op_probs[s], latencies, strict=True)]
             )
             stages.append((depth_probs[s] * torch.cumsum(block_lat, 0)[depths]).sum())
-        return self.calibrated(torch.stack(stages).sum() + self.base_ms)
+        return self.calibrated(torch.stack(stages).sum() + self.network_base_ms)
 
     def _op_latencies(self, space, widths, choices, device, dtype):
         """Per stage: each block's op latencies and the stage's depth indices, as tensors on
@@ -132,7 +172,9 @@ class LatencyTable:
         for s, stage in enumerate(space.stages):
             for b in range(stage.blocks):
                 specs = space.candidates(s, b)
-                row = [self.block_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
+                # with the per-block term in every op's cost, the expected count of blocks
+                # is in the expected latency, differentiably
+                row = [self.block_cost_ms(spec, widths[s][b][i]) for i, spec in enumerate(specs)]
                 row += [0.0] * (choices[s][b] - len(row))  # a 'skip' choice costs nothing
                 values += row
                 sizes.append(len(row))
@@ -208,15 +250,7 @@ class LatencyTable:
             "device": self.device,
             "statistic": self.statistic,
             "unit": "ms",
-            "calibration": (
-                None
-                if self.calibration is None
-                else {
-                    "scale": self.calibration.scale,
-                    "offset_ms": self.calibration.offset_ms,
-                    "archs": self.calibration.archs,
-                }
-            ),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "meta": self.meta,
             "base": self.base_ms,
             "entries": {
@@ -342,13 +376,17 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
     cal = data.get("calibration")
     if cal is not None:
         if not isinstance(cal, dict) or not all(
-            _is_number(cal.get(k)) for k in ("scale", "offset_ms")
-        ):
+            _is_number(cal.get(k, 0.0)) for k in ("scale", "offset_ms", "per_block_ms")
+        ) or not all(k in cal for k in ("scale", "offset_ms")):  # fmt: skip
             raise fail(
-                "calibration", "must be null or an object with numbers 'scale' and 'offset_ms'"
+                "calibration",
+                "must be null or an object with numbers 'scale', 'offset_ms' (and 'per_block_ms')",
             )
         calibration = Calibration(
-            float(cal["scale"]), float(cal["offset_ms"]), int(cal.get("archs", 0))
+            float(cal["scale"]),
+            float(cal["offset_ms"]),
+            int(cal.get("archs", 0)),
+            float(cal.get("per_block_ms", 0.0)),
         )
     device = data.get("device", {})
     if not isinstance(device, dict):
@@ -416,7 +454,7 @@ def latency_range(space: SearchSpace, table: LatencyTable) -> LatencyRange:
                 options = []
                 for spec in space.candidates(s, b):
                     width = spec.max_width if pick_slowest else spec.min_width
-                    options.append((table.block_ms(spec, width), BlockChoice(spec.op, width)))
+                    options.append((table.block_cost_ms(spec, width), BlockChoice(spec.op, width)))
                 ms, choice = (max if pick_slowest else min)(options, key=lambda o: o[0])
                 chosen.append(choice)
                 cumulative.append((cumulative[-1] if cumulative else 0.0) + ms)

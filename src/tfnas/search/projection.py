@@ -79,13 +79,13 @@ def project_to_target(
                 spec_s = space.stages[s]
                 for j, choice in enumerate(stage):
                     here = space.block_spec(s, j, choice.op)
-                    now_ms = table.block_ms(here, _bound(here, upper, elastic))
+                    now_ms = table.block_cost_ms(here, _bound(here, upper, elastic))
                     now_lp = op_log_probs[s][sources[s][j]][spec_s.ops.index(choice.op)]
                     for i, op in enumerate(spec_s.ops):
                         if op == choice.op:
                             continue
                         other = space.block_spec(s, j, op)
-                        gain = table.block_ms(other, _bound(other, upper, elastic))
+                        gain = table.block_cost_ms(other, _bound(other, upper, elastic))
                         gain = gain - now_ms if upper else now_ms - gain
                         if gain <= 0:
                             continue
@@ -101,7 +101,7 @@ def project_to_target(
                 depth = len(stage)
                 if not upper and depth - 1 in spec_s.depths and sources[s] == list(range(depth)):
                     last = space.block_spec(s, depth - 1, stage[-1].op)
-                    gain = table.block_ms(last, _bound(last, False, elastic))
+                    gain = table.block_cost_ms(last, _bound(last, False, elastic))
                     k = spec_s.depths.index(depth)
                     cost = max(0.0, depth_log_probs[s][k] - depth_log_probs[s][k - 1]) / gain
                     if gain > 0 and (best is None or cost < best[0]):
@@ -110,7 +110,7 @@ def project_to_target(
                     lps = op_log_probs[s][depth]
                     i = max(range(len(spec_s.ops)), key=lambda i: lps[i])
                     new = space.block_spec(s, depth, spec_s.ops[i])
-                    gain = table.block_ms(new, _bound(new, True, elastic))
+                    gain = table.block_cost_ms(new, _bound(new, True, elastic))
                     k = spec_s.depths.index(depth)
                     cost = max(0.0, depth_log_probs[s][k] - depth_log_probs[s][k + 1]) / gain
                     if gain > 0 and (best is None or cost < best[0]):
