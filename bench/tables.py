@@ -157,7 +157,7 @@ def overhead_model(data: dict[str, Any]) -> str:
                     f"{line['median_abs_pct']:.1f}% / {line['within_5pct']:.0%}",
                     f"{per_block['median_abs_pct']:.1f}% / {per_block['within_5pct']:.0%}",
                 ])  # fmt: skip
-    header = ["runtime (the build's verdict)", "check", "sums", "raw median |error|",
+    header = ["runtime (the build's verdict)", "check", "sums", "raw median abs. error",
               "line: LOO median / within 5%", "per-block: LOO median / within 5%"]  # fmt: skip
     return table(header, rows)
 
