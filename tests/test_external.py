@@ -323,6 +323,7 @@ def _build_check_profile(cli, tmp_path: Path, space_file: str, command: str) -> 
                  "external", "--runner", command, "--out", table)  # fmt: skip
     assert result.code == 0, result.err
     assert load_table(table).meta["call_overhead"]["ms"] > 0
+    assert load_table(table).device["threads"] == 1  # as the runner reported it
     result = cli("lut", "check", "--lut", table, "--space", space_file, "--archs", "3",
                  "--runner", command, "--json")  # fmt: skip
     assert result.code == 0, result.err

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class ExternalRunner:
 
     command: str
     timeout_s: float = RunnerSettings.runner_timeout
+    # the thread counts the runner said it used ("threads" in its lines), as it reports them
+    reported_threads: set[int] = field(default_factory=set, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         try:
@@ -165,6 +167,9 @@ class ExternalRunner:
                     "finite number of ms."
                 )
             found.setdefault(model, float(ms))
+            threads = record.get("threads")
+            if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+                self.reported_threads.add(threads)
         return found
 
     @staticmethod
@@ -272,7 +277,10 @@ def build_external_table(
                     journal.record(job_of[str(path)], r, ms)
                     next(ticks, None)
     best = {job: min(journal.done[job, r] for r in range(rounds)) for job in files}
-    table = assemble_table(manifest, best, external_device(device_name), space)
+    device = external_device(device_name)
+    if len(runner.reported_threads) == 1:  # what the runner said it ran with
+        device["threads"] = next(iter(runner.reported_threads))
+    table = assemble_table(manifest, best, device, space)
     # what an in-process build records besides: its passes, its time, when the reference ran
     table.meta |= {"rounds": rounds, "build_seconds": round(journal.elapsed, 1)}
     table.meta["reference"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
