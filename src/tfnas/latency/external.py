@@ -190,7 +190,8 @@ def runner_for(
     if command is None:
         if device == "external":
             raise SettingError(
-                "runner", "is needed with device external: the command that times a model."
+                "runner",
+                f"is needed with {named('device')} external: the command that times a model.",
             )
         return None
     if device not in (None, "external"):
