@@ -43,9 +43,10 @@ def runner_of(args: argparse.Namespace, timing_device: bool = True):
 def _meter(args: argparse.Namespace, model_format: str = "onnx"):
     from ..latency.meters import make_meter
 
+    passes = {"rounds": args.rounds} if args.command == "lut" else {}  # profile: its windows
     return make_meter(
         **settings_given(args, MeterSettings),
-        policy=TimingPolicy(**settings_given(args, TimingPolicy)),
+        policy=TimingPolicy(**settings_given(args, TimingPolicy), **passes),
         runner=runner_of(args),
         model_format=model_format,
     )
@@ -65,7 +66,7 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
 
         table = build_external_table(
             space, runner, args.out, **plan, batch_size=args.batch_size, space_source=args.space,
-            device_name=args.device_name, resume=args.resume,
+            device_name=args.device_name, resume=args.resume, rounds=args.rounds,
         )  # fmt: skip
     else:
         del plan["fmt"]  # timed in this process: no model files
@@ -211,6 +212,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "0: timed warm, the old way)",
     )
     q.add_argument("--device-name", metavar="NAME", help="what the table records as its device")
+    q.add_argument("--rounds", type=whole_number(1), default=TimingPolicy.rounds, metavar="N",
+                   help="passes over every model, each entry keeping its best")  # fmt: skip
     q.add_argument("--resume", action="store_true", help="continue a killed build")
     q.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     q.add_argument("--out", required=True, metavar="LUT.json", help="latency table to write")

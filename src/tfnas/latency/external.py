@@ -226,7 +226,7 @@ def build_external_table(
     width_step: int = PlanSettings.width_step,
     classes: int | None = None,
     in_channels: int | None = None,
-    rounds: int = 1,
+    rounds: int = TimingPolicy.rounds,
     device_name: str | None = None,
     resume: bool = False,
     progress: bool | None = None,
@@ -234,7 +234,9 @@ def build_external_table(
 ) -> LatencyTable:
     """Measure every model of ``space``'s plan with ``runner`` and write the table to
     ``out``: the plan goes to ``OUT.plan/`` (removed after success), every latency to the
-    journal ``OUT.partial`` as it arrives; the best of ``rounds`` passes per entry."""
+    journal ``OUT.partial`` as it arrives; the best of ``rounds`` passes per entry, each
+    pass a sweep over all the models, so that a slow spell of the device touches one pass
+    of many models rather than every pass of a few."""
     out = Path(out)
     plan_dir = out.with_name(out.name + ".plan")
     header = {
@@ -313,7 +315,7 @@ class ExternalMeter:
         runner: ExternalRunner,
         batch_size: int = 1,
         fmt: str = "onnx",
-        rounds: int = 1,
+        rounds: int = TimingPolicy.rounds,
         name: str | None = None,
     ) -> None:
         self.runner = runner
