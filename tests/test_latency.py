@@ -292,21 +292,53 @@ def test_a_calibration_takes_a_per_block_term_where_it_predicts_unseen_networks_
 
 
 def test_the_call_overhead_comes_off_where_the_reference_network_says_it_should(tiny):
-    table = _table(tiny, lambda spec, w: w / 10)
+    table = _table(tiny, lambda spec, w: 0.03 + w / 10)  # every entry: 30 us fixed, then width
     reference = reference_architecture(tiny)
     summed = table.raw_predict(tiny, reference)
-    calls = sum(1 for _ in reference.blocks(tiny)) + 1
-    # the network measured as one call: the parts' sum less every call but one
-    one_call = call_overhead_record(tiny, table, 0.05, summed - calls * 0.05)
-    assert one_call["applied"] and one_call["reference_error_pct"]["with"] == pytest.approx(0)
-    applied = replace(table, meta={"call_overhead": one_call})
-    assert applied.raw_predict(tiny, reference) == pytest.approx(summed - calls * 0.05)
+    blocks = sum(1 for _ in reference.blocks(tiny))
+
+    def chosen(measured_ms: float, call_ms: float = 0.05) -> LatencyTable:
+        record = call_overhead_record(tiny, table, call_ms, measured_ms)
+        return replace(table, meta={"call_overhead": record})
+
     # a network that pays every call (torch's eager mode): the sum stands
-    every_call = call_overhead_record(tiny, table, 0.05, summed)
-    assert not every_call["applied"]
-    assert replace(table, meta={"call_overhead": every_call}).raw_predict(
-        tiny, reference
-    ) == pytest.approx(summed)
+    assert chosen(summed).overhead_model == "none"
+    assert chosen(summed).raw_predict(tiny, reference) == pytest.approx(summed)
+    # a network that is one call: the parts' sum less every call but one ...
+    one_call = chosen(summed - (blocks + 1) * 0.05)
+    assert one_call.overhead_model == "call"
+    assert one_call.raw_predict(tiny, reference) == pytest.approx(summed - (blocks + 1) * 0.05)
+    # ... or less every block's own fixed cost (the intercept of its entry), the stem's and
+    # the head's call but one
+    fixed = chosen(summed - 0.05 - blocks * 0.03)
+    assert fixed.overhead_model == "intercepts"
+    assert all(v == pytest.approx(0.03) for v in fixed.entry_intercepts.values())
+    assert fixed.raw_predict(tiny, reference) == pytest.approx(summed - 0.05 - blocks * 0.03)
+    record = fixed.meta["call_overhead"]
+    assert record["applied"] and set(record["reference_error_pct"]) == {
+        "none", "call", "intercepts"
+    }  # fmt: skip
+    assert fixed.overhead_models() == ("intercepts", "none", "call")
+    assert fixed.with_overhead_model("none").raw_predict(tiny, reference) == pytest.approx(summed)
+    assert table.overhead_models() == ("none",)  # it timed no empty call
+    # a table that recorded the older verdict only ("applied") reads as the call model
+    older = replace(table, meta={"call_overhead": {"ms": 0.05, "applied": True}})
+    assert older.overhead_model == "call"
+
+
+def test_a_calibration_chooses_its_overhead_model_by_networks_it_did_not_see(tiny, tmp_path):
+    # parameter counts add up exactly: whole networks are the sum of their parts
+    table = build_table(tiny, CountingMeter(), tmp_path / "lut.json", width_step=4, progress=False)
+    assert table.overhead_models()[0] == table.overhead_model
+    result = check_table(tiny, table, CountingMeter(), archs=8, calibrate=True)
+    by_model = result.extra["leave_one_out_by_model"]
+    assert set(by_model) == {"none", "call", "intercepts"}
+    assert result.overhead_model in by_model
+    assert result.after_leave_one_out["median_abs_pct"] == pytest.approx(
+        min(min(fit["median_abs_pct"] for fit in fits.values()) for fits in by_model.values())
+    )
+    assert result.after_leave_one_out["median_abs_pct"] < 1e-6
+    assert result.calibrated(table).overhead_model == result.overhead_model
 
 
 def test_a_busy_machine_is_told_by_the_reference_networks_spread_or_the_load():

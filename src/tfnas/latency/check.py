@@ -110,11 +110,15 @@ class CheckResult:
     after_leave_one_out: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     drift: Drift | None = None
+    # the overhead model the calibration was fitted with (None: the table's own, unchanged)
+    overhead_model: str | None = None
 
     def calibrated(self, table: LatencyTable) -> LatencyTable:
         """``table`` with this check's calibration, its reference network re-anchored to this
         check's timing of it: the calibration fixes the prediction's scale to the machine as
         it ran during this check, so later drift is counted from here."""
+        if self.overhead_model is not None:
+            table = table.with_overhead_model(self.overhead_model)
         calibrated = table.with_calibration(self.calibration)
         if self.drift is not None:
             reference = dict(calibrated.meta["reference"])
@@ -144,7 +148,9 @@ class CheckResult:
         if self.calibration is not None:
             cal = self.calibration
             lines += [
-                f"calibration: {cal.describe()} (stored in {lut})",
+                f"calibration: {cal.describe()}"
+                + (f", overhead model {self.overhead_model}" if self.overhead_model else "")
+                + f" (stored in {lut})",
                 _errors_line("calibrated (in-sample)", self.after),
                 _errors_line("calibrated (leave-one-out)", self.after_leave_one_out),
             ]
@@ -179,6 +185,7 @@ class CheckResult:
         }
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
+            out["overhead_model"] = self.overhead_model
             out["after"] = self.after
             out["after_leave_one_out"] = self.after_leave_one_out
         return out
@@ -190,6 +197,35 @@ def _errors_line(name: str, st: dict[str, float]) -> str:
         f"within 5%: {st['within_5pct']:.0%}, within 10%: {st['within_10pct']:.0%}, "
         f"worst {st['worst_pct']:+.1f}%"
     )
+
+
+def _calibrate(
+    result: CheckResult,
+    space: SearchSpace,
+    table: LatencyTable,
+    archs: list,
+    measured: list[float],
+) -> None:
+    """Fit the calibration, and choose with it the overhead model: of every model the table
+    can predict with and both fits, the pair whose leave-one-out error is smallest (the
+    model that predicts raw sums best need not calibrate best: an entry's intercept is a
+    noisy figure, an empty call's cost one constant)."""
+    blocks = [r["blocks"] for r in result.rows]
+    best, by_model = None, {}
+    for model in table.overhead_models():
+        variant = table.with_overhead_model(model)
+        raw = [variant.raw_predict(space, arch) for arch in archs]
+        cal, held_out, by_model[model] = choose_calibration(raw, measured, blocks)
+        median = error_stats(held_out, measured)["median_abs_pct"]
+        if best is None or median < best[0]:
+            best = (median, model, cal, raw, held_out)
+    _, model, cal, raw, held_out = best
+    result.calibration = cal
+    result.overhead_model = model if len(by_model) > 1 else None
+    in_sample = [cal.apply(x, n) for x, n in zip(raw, blocks, strict=True)]
+    result.after = error_stats(in_sample, measured)
+    result.after_leave_one_out = error_stats(held_out, measured)
+    result.extra["leave_one_out_by_model"] = by_model
 
 
 def check_table(
@@ -258,11 +294,5 @@ def check_table(
             [r["predicted_ms"] for r in rows], corrected
         )
     if calibrate:
-        raw, blocks = [r["raw_ms"] for r in rows], [r["blocks"] for r in rows]
-        cal, held_out, by_model = choose_calibration(raw, measured, blocks)
-        result.calibration = cal
-        in_sample = [cal.apply(x, n) for x, n in zip(raw, blocks, strict=True)]
-        result.after = error_stats(in_sample, measured)
-        result.after_leave_one_out = error_stats(held_out, measured)
-        result.extra["leave_one_out_by_model"] = by_model
+        _calibrate(result, space, table, archs_list, measured)
     return result

@@ -11,7 +11,7 @@ agree by construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -22,7 +22,7 @@ from ..nn.blocks import MBConv
 from ..nn.network import Head, Network, build_stem
 from ..space import SearchSpace
 from .drift import reference_architecture, reference_record
-from .table import LatencyTable
+from .table import OVERHEAD_MODELS, LatencyTable
 
 REFERENCE_JOB = "reference"
 # a call that does no work: what every separately timed call costs beyond its compute
@@ -141,24 +141,22 @@ def table_from_measurements(
 def call_overhead_record(
     space: SearchSpace, table: LatencyTable, call_ms: float, reference_ms: float
 ) -> dict[str, Any]:
-    """Whether the table's predictions take the per-call overhead off, decided by the one
-    whole network the build timed: a runtime that runs a network as one call (ONNX Runtime,
-    most external ones) pays it once where a sum of separately timed parts pays it per part;
-    torch's eager mode calls every block inside a network too. Applied where it brings the
-    reference network's prediction closer to its measurement."""
+    """How the table's predictions take the cost of separate calls off
+    (:attr:`~tfnas.latency.table.LatencyTable.overhead_model`), decided by the one whole
+    network the build timed: a runtime that runs a network as one call (ONNX Runtime,
+    OpenVINO, most external ones) pays it once where a sum of separately timed parts pays
+    it per part; torch's eager mode calls every block inside a network too. The model that
+    predicts the reference network best is kept (``none`` on a tie)."""
     reference = reference_architecture(space)
-    calls = sum(1 for _ in reference.blocks(space)) + 1  # the parts' calls, less the network's
-    without = table.raw_predict(space, reference)
-    with_overhead = without - calls * call_ms
-
-    def pct(predicted: float) -> float:
-        return (predicted - reference_ms) / reference_ms * 100
-
-    return {
-        "ms": call_ms,
-        "applied": abs(pct(with_overhead)) < abs(pct(without)),
-        "reference_error_pct": {"without": pct(without), "with": pct(with_overhead)},
-    }
+    errors = {}
+    for model in OVERHEAD_MODELS:
+        trial = replace(
+            table, meta={**table.meta, "call_overhead": {"ms": call_ms, "model": model}}
+        )
+        errors[model] = (trial.raw_predict(space, reference) - reference_ms) / reference_ms * 100
+    model = min(OVERHEAD_MODELS, key=lambda m: abs(errors[m]))
+    return {"ms": call_ms, "model": model, "applied": model != "none",
+            "reference_error_pct": errors}  # fmt: skip
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from ..errors import SettingError, TfnasError
 from ..io import atomic_write_json, read_json
 from ..space import SearchSpace, space_of_file
 
+# how a table's predictions take the cost of separate calls off (LatencyTable.overhead_model)
+OVERHEAD_MODELS = ("none", "call", "intercepts")
 LUT_FORMAT = "tfnas-latency-table"
 LUT_VERSION = 1
 
@@ -95,11 +97,50 @@ class LatencyTable:
         return float(np.interp(width, widths, values))
 
     @property
-    def call_overhead_ms(self) -> float:
-        """What one separately timed call cost beyond its work, where the table's
-        predictions take it off (a network is one call, not one per block); else 0."""
+    def overhead_model(self) -> str:
+        """How the table's predictions take the cost of separate calls off (a network is one
+        call, not one per part): ``none``; ``call``, the cost of a call that does no work,
+        off every part; ``intercepts``, every entry's own fixed cost (the intercept of a
+        line through its widths: the call, its input and output, the work no width changes)
+        off every block. Chosen at the build (:func:`~tfnas.latency.jobs.call_overhead_record`)."""
         record = self.meta.get("call_overhead")
-        return float(record["ms"]) if isinstance(record, dict) and record.get("applied") else 0.0
+        if not isinstance(record, dict):
+            return "none"
+        return str(record.get("model") or ("call" if record.get("applied") else "none"))
+
+    def overhead_models(self) -> tuple[str, ...]:
+        """The overhead models this table can predict with, its own first (only ``none``
+        for a table that timed no empty call)."""
+        if not isinstance(self.meta.get("call_overhead"), dict):
+            return ("none",)
+        own = self.overhead_model
+        return (own, *(m for m in OVERHEAD_MODELS if m != own))
+
+    def with_overhead_model(self, model: str) -> LatencyTable:
+        """This table predicting with overhead ``model`` (one of :meth:`overhead_models`)."""
+        if model == self.overhead_model:
+            return self
+        record = {**self.meta["call_overhead"], "model": model, "applied": model != "none"}
+        return replace(self, meta={**self.meta, "call_overhead": record})
+
+    @property
+    def call_overhead_ms(self) -> float:
+        """What one separately timed call cost beyond its work, where the predictions take
+        it off; else 0."""
+        applied = self.overhead_model != "none"
+        return float(self.meta["call_overhead"]["ms"]) if applied else 0.0
+
+    @cached_property
+    def entry_intercepts(self) -> dict[str, float]:
+        """Per entry, the fixed cost of a separately timed call of it: the intercept of a
+        least-squares line through its knots, within 0 and its smallest latency."""
+        out = {}
+        for key, knots in self.entries.items():
+            widths = np.array(sorted(knots), dtype=np.float64)
+            values = np.array([knots[int(w)] for w in widths], dtype=np.float64)
+            fixed = np.polyfit(widths, values, 1)[1] if len(widths) > 1 else 0.0
+            out[key] = float(np.clip(fixed, 0.0, values.min()))
+        return out
 
     @property
     def network_base_ms(self) -> float:
@@ -107,8 +148,12 @@ class LatencyTable:
         return self.base_ms - self.call_overhead_ms
 
     def network_block_ms(self, spec: BlockSpec, width: float) -> float:
-        """A block's latency inside a network: its separate timing less the call overhead."""
-        return self.block_ms(spec, width) - self.call_overhead_ms
+        """A block's latency inside a network: its separate timing less what the table's
+        overhead model takes off it."""
+        model = self.overhead_model
+        if model == "intercepts":
+            return self.block_ms(spec, width) - self.entry_intercepts[spec.lut_key]
+        return self.block_ms(spec, width) - (self.call_overhead_ms if model == "call" else 0.0)
 
     def block_cost_ms(self, spec: BlockSpec, width: float) -> float:
         """What a block adds to a prediction before the calibration's scale and offset: its
