@@ -41,8 +41,8 @@ from ..errors import SettingError, named
 from ..io import json_object
 from ..options import MODEL_FORMATS
 from ..space import SearchSpace
-from .jobs import REFERENCE_JOB
-from .journal import Journal, journal_path, measuring_progress
+from .jobs import REFERENCE_JOB, plan_jobs
+from .journal import Journal, counting_progress, journal_path, measuring_progress
 from .plan import assemble_table, model_bytes, write_plan
 from .policy import TimingPolicy
 from .settings import MeterSettings, PlanSettings, RunnerSettings
@@ -249,8 +249,9 @@ def build_external_table(
         "rounds": rounds,
     }
     journal = Journal(journal_path(out), header, resume, lambda saved: _mismatch(saved, header))
-    if progress or (progress is None and sys.stderr.isatty()):
+    if progress is not False:
         print(f"exporting the models to measure into {plan_dir}", file=sys.stderr, flush=True)
+    exported = counting_progress(len(plan_jobs(space, width_step)), "exported", progress)
     manifest = write_plan(
         space,
         plan_dir,
@@ -260,6 +261,7 @@ def build_external_table(
         classes=classes,
         in_channels=in_channels,
         space_source=space_source,
+        progress=exported,
     )
     files = {e["job"]: manifest.model_path(e) for e in manifest.entries}
     job_of = {str(path): job for job, path in files.items()}

@@ -122,18 +122,21 @@ class Journal:
 
 
 def measuring_progress(
-    items: list[T], total: int, initial: int, show: bool | None, label: Callable[[T], str]
+    items: list[T],
+    total: int,
+    initial: int,
+    show: bool | None,
+    label: Callable[[T], str],
+    verb: str = "measured",
 ) -> Iterator[T]:
     """``items`` as they are measured. ``show`` None: a progress bar with ETA on a terminal,
     a plain line every 10% otherwise; True: the bar; False: silence. ``label``: what the bar
-    says of the item in hand."""
+    says of the item in hand; ``verb``: what is done to them."""
     if show is False:
         yield from items
         return
     if show or sys.stderr.isatty():
-        bar = tqdm(
-            items, total=total, initial=initial, unit="block", desc="measuring", dynamic_ncols=True
-        )
+        bar = tqdm(items, total=total, initial=initial, unit="model", desc=verb, dynamic_ncols=True)
         for item in bar:
             bar.set_postfix_str(label(item), refresh=False)
             yield item
@@ -145,10 +148,24 @@ def measuring_progress(
         if i % step == 0 or i == total:
             rate = (i - initial) / max(time.perf_counter() - started, 1e-9)
             print(
-                f"measured {i}/{total}, about {(total - i) / rate:.0f} s to go",
+                f"{verb} {i}/{total}, about {(total - i) / rate:.0f} s to go",
                 file=sys.stderr,
                 flush=True,
             )
 
 
-__all__ = ["Journal", "journal_path", "measuring_progress"]
+def counting_progress(total: int, verb: str, show: bool | None) -> Callable[[int], None]:
+    """A callback for work that reports ``n`` items done at a time (an export): as
+    :func:`measuring_progress` shows its items, a bar on a terminal, else a line every 10%
+    (``exported 140/1402, about 50 s to go``)."""
+    done = iter(measuring_progress(list(range(total)), total, 0, show, lambda i: "", verb))
+    next(done, None)  # started: the first item is yielded before any is done
+
+    def advance(n: int = 1) -> None:
+        for _ in range(n):
+            next(done, None)
+
+    return advance
+
+
+__all__ = ["Journal", "counting_progress", "journal_path", "measuring_progress"]
