@@ -334,3 +334,17 @@ def _build_check_profile(cli, tmp_path: Path, space_file: str, command: str) -> 
                  "--runner", command, "--rounds", "2", "--gap", "0", "--json")  # fmt: skip
     assert result.code == 0, result.err
     assert result.json()["measured_ms"] > 0
+
+
+def test_an_export_shows_its_progress_in_a_log_once_it_takes_a_while(capsys):
+    from tfnas.latency.journal import counting_progress
+
+    advance = counting_progress(20, "exported", None, quiet_seconds=0.0)
+    for _ in range(20):
+        advance(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[-1].startswith("exported 20/20, about 0 s to go")
+    quiet = counting_progress(20, "exported", None)  # short work: nothing said
+    for _ in range(20):
+        quiet(1)
+    assert capsys.readouterr().err == ""

@@ -249,7 +249,7 @@ def build_external_table(
         "rounds": rounds,
     }
     journal = Journal(journal_path(out), header, resume, lambda saved: _mismatch(saved, header))
-    if progress is not False:
+    if progress or (progress is None and sys.stderr.isatty()):
         print(f"exporting the models to measure into {plan_dir}", file=sys.stderr, flush=True)
     exported = counting_progress(len(plan_jobs(space, width_step)), "exported", progress)
     manifest = write_plan(

@@ -154,16 +154,34 @@ def measuring_progress(
             )
 
 
-def counting_progress(total: int, verb: str, show: bool | None) -> Callable[[int], None]:
-    """A callback for work that reports ``n`` items done at a time (an export): as
-    :func:`measuring_progress` shows its items, a bar on a terminal, else a line every 10%
-    (``exported 140/1402, about 50 s to go``)."""
-    done = iter(measuring_progress(list(range(total)), total, 0, show, lambda i: "", verb))
-    next(done, None)  # started: the first item is yielded before any is done
+def counting_progress(
+    total: int, verb: str, show: bool | None, quiet_seconds: float = 5.0
+) -> Callable[[int], None]:
+    """A callback for work that reports ``n`` items done at a time (an export). ``show``
+    None: a bar on a terminal; elsewhere (a log) a line every 10% once the work has taken
+    ``quiet_seconds`` (``exported 420/1402, about 50 s to go``), so that short work says
+    nothing; True: the bar; False: silence."""
+    if show is False:
+        return lambda n=1: None
+    if show or sys.stderr.isatty():
+        bar = tqdm(total=total, unit="model", desc=verb, dynamic_ncols=True)
+
+        def update(n: int = 1) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return update
+    started, step, state = time.perf_counter(), max(1, total // 10), {"done": 0, "said": 0}
 
     def advance(n: int = 1) -> None:
-        for _ in range(n):
-            next(done, None)
+        state["done"] += n
+        done, elapsed = state["done"], time.perf_counter() - started
+        if elapsed < quiet_seconds or (done - state["said"] < step and done < total):
+            return
+        state["said"] = done
+        left = (total - done) / (done / max(elapsed, 1e-9))
+        print(f"{verb} {done}/{total}, about {left:.0f} s to go", file=sys.stderr, flush=True)
 
     return advance
 
