@@ -15,6 +15,7 @@ from tfnas.block import OpSpec
 from tfnas.errors import TfnasError
 from tfnas.latency.build import build_table
 from tfnas.latency.check import (
+    CheckResult,
     check_table,
     choose_calibration,
     error_stats,
@@ -339,6 +340,18 @@ def test_a_calibration_chooses_its_overhead_model_by_networks_it_did_not_see(tin
     )
     assert result.after_leave_one_out["median_abs_pct"] < 1e-6
     assert result.calibrated(table).overhead_model == result.overhead_model
+
+
+def test_a_check_calls_a_table_unreliable_on_enough_networks_only():
+    good = {"median_abs_pct": 2.0, "within_10pct": 1.0}
+    scaled = CheckResult([{}] * 12, {}, Calibration(2.3, -1.28), after_leave_one_out=good)
+    assert "had to scale the table by 2.30" in scaled.unreliable
+    assert scaled.misses.startswith(scaled.unreliable) and "quiet machine" in scaled.misses
+    missing = CheckResult([{}] * 12, {}, Calibration(1.0, 0.0),
+                          after_leave_one_out={"median_abs_pct": 7.5, "within_10pct": 0.6})  # fmt: skip
+    assert "misses whole networks" in missing.unreliable
+    assert CheckResult([{}] * 12, {}, Calibration(1.1, 0.0), after_leave_one_out=good).misses is None
+    assert CheckResult([{}] * 3, {}, Calibration(2.3, 0.0), after_leave_one_out=good).misses is None
 
 
 def test_a_busy_machine_is_told_by_the_reference_networks_spread_or_the_load():

@@ -343,7 +343,7 @@ def ensure_table(
     if c.calibrate_archs:
         log(f"calibrating on {c.calibrate_archs} whole random networks")
         check = check_table(space, table, meter, c.calibrate_archs, c.seed, calibrate=True)
-        problems.append(check.misses)
+        problems.append(check.unreliable)
         table = check.calibrated(table)
         loo = check.after_leave_one_out
         result.update(

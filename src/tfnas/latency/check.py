@@ -157,23 +157,29 @@ class CheckResult:
         return "\n".join(lines)
 
     @property
-    def misses(self) -> str | None:
-        """Where the calibrated table still misses by more than a quiet machine's does, or
-        needed a scale far from 1 to fit (the table's figures and this machine's now are far
-        apart): what that says and what to do (None where neither, or where fewer than
-        ``JUDGED_FROM_ARCHS`` networks were checked)."""
+    def unreliable(self) -> str | None:
+        """What shows the calibrated table unreliable: it still misses by more than a quiet
+        machine's does, or needed a scale far from 1 to fit (the table's figures and this
+        machine's now are far apart). None where neither, or where fewer than
+        ``JUDGED_FROM_ARCHS`` networks were checked (too few to tell a busy machine from
+        chance)."""
         loo, cal = self.after_leave_one_out, self.calibration
         if len(self.rows) < JUDGED_FROM_ARCHS:
-            return None  # too few networks to tell a busy machine from chance
+            return None
         if loo is not None and (loo["median_abs_pct"] > 5 or loo["within_10pct"] < 0.9):
-            what = "the calibrated table still misses by more than usual"
-        elif cal is not None and not SCALE_EXPECTED[0] <= cal.scale <= SCALE_EXPECTED[1]:
-            what = f"the calibration had to scale the table by {cal.scale:.2f}"
-        else:
+            return "the calibrated table still misses whole networks by more than usual"
+        if cal is not None and not SCALE_EXPECTED[0] <= cal.scale <= SCALE_EXPECTED[1]:
+            return f"the calibration had to scale the table by {cal.scale:.2f}"
+        return None
+
+    @property
+    def misses(self) -> str | None:
+        """:attr:`unreliable` with what it suggests and what to do, as a warning."""
+        if self.unreliable is None:
             return None
         return (
-            f"{what}; was the machine busy while the table was built or checked? Rebuild or "
-            "recheck it on a quiet machine."
+            f"{self.unreliable}; was the machine busy while the table was built or checked? "
+            "Rebuild or recheck it on a quiet machine."
         )
 
     def to_dict(self) -> dict[str, Any]:
