@@ -347,11 +347,13 @@ def test_a_check_calls_a_table_unreliable_on_enough_networks_only():
     scaled = CheckResult([{}] * 12, {}, Calibration(2.3, -1.28), after_leave_one_out=good)
     assert "had to scale the table by 2.30" in scaled.unreliable
     assert scaled.misses.startswith(scaled.unreliable) and "quiet machine" in scaled.misses
-    missing = CheckResult([{}] * 12, {}, Calibration(1.0, 0.0),
-                          after_leave_one_out={"median_abs_pct": 7.5, "within_10pct": 0.6})  # fmt: skip
+    bad = {"median_abs_pct": 7.5, "within_10pct": 0.6}
+    missing = CheckResult([{}] * 12, {}, Calibration(1.0, 0.0), after_leave_one_out=bad)
     assert "misses whole networks" in missing.unreliable
-    assert CheckResult([{}] * 12, {}, Calibration(1.1, 0.0), after_leave_one_out=good).misses is None
-    assert CheckResult([{}] * 3, {}, Calibration(2.3, 0.0), after_leave_one_out=good).misses is None
+    quiet = CheckResult([{}] * 12, {}, Calibration(1.1, 0.0), after_leave_one_out=good)
+    assert quiet.misses is None
+    few = CheckResult([{}] * 3, {}, Calibration(2.3, 0.0), after_leave_one_out=good)
+    assert few.misses is None
 
 
 def test_a_busy_machine_is_told_by_the_reference_networks_spread_or_the_load():
