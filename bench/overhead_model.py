@@ -59,11 +59,9 @@ def scored(space, table, rows: list[dict], on_knots: bool) -> dict:
     archs = [random_architecture(space, r["seed"]) for r in rows]
     if on_knots:
         archs = [table.on_knots(space, a) for a in archs]
-    ms = table.meta["call_overhead"]["ms"]
     out = {}
     for model in OVERHEAD_MODELS:
-        variant = replace(table, meta={**table.meta, "call_overhead": {"ms": ms, "model": model}})
-        raw = [variant.raw_predict(space, a) for a in archs]
+        raw = [table.with_overhead_model(model).raw_predict(space, a) for a in archs]
         out[model] = {
             "raw": error_stats(raw, measured),
             "calibrated_line_loo": error_stats(leave_one_out(raw, measured), measured),
