@@ -12,8 +12,10 @@
 #                                  detector, exact resume, torchrun with 2 processes)
 #   lut_imagenet_b32, lut_check_b32, and _b2b
 #                                  the tfnas-imagenet latency table on the GPU at batch 32
-#                                  and its check against 30 whole networks; then the same
-#                                  with every block timed 10 calls back to back
+#                                  and its calibrated check against 30 whole networks (the
+#                                  table's call_overhead record, and the overhead model and
+#                                  fit the check chooses: CUDA's per-call overhead); then
+#                                  the same with every block timed 10 calls back to back
 #   lut_imagenet_b1_b2b, lut_check_b1_b2b
 #                                  the same at batch 1 (launch-bound: timed back to back)
 #
@@ -121,20 +123,20 @@ step pytest 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_steps.py \
 step lut_imagenet_b32 150 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
     --batch-size $LUT_BATCH --width-step $LUT_STEP --out "$OUT/lut-imagenet-b32.json"
 step lut_check_b32 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32.json" \
-    --archs $LUT_ARCHS --json
+    --archs $LUT_ARCHS --calibrate --json
 # the same table with blocks timed 10 calls back to back (launch latency overlapped as in a
 # network): is the raw sum of blocks closer to whole networks? (one call each above)
 step lut_imagenet_b32_b2b 150 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
     --batch-size $LUT_BATCH --width-step $LUT_STEP --back-to-back 10 \
     --out "$OUT/lut-imagenet-b32-b2b.json"
 step lut_check_b32_b2b 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b32-b2b.json" \
-    --archs $LUT_ARCHS --json
+    --archs $LUT_ARCHS --calibrate --json
 # batch 1: a GPU is launch-bound there, so blocks are timed back to back from the start
 step lut_imagenet_b1_b2b 120 "$PY" -m tfnas lut build --space $LUT_SPACE --device $DEVICE \
     --batch-size 1 --width-step $LUT_STEP --back-to-back 10 \
     --out "$OUT/lut-imagenet-b1-b2b.json"
 step lut_check_b1_b2b 60 "$PY" -m tfnas lut check --lut "$OUT/lut-imagenet-b1-b2b.json" \
-    --archs $LUT_ARCHS --json
+    --archs $LUT_ARCHS --calibrate --json
 
 "$PY" - "$OUT" "$DATA_KIND" "$DEVICE" "$STARTED" <<'EOF'
 import json, sys, time

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,75 @@ def test_an_export_shows_its_progress_in_a_log_once_it_takes_a_while(capsys):
     for _ in range(20):
         quiet(1)
     assert capsys.readouterr().err == ""
+
+
+# Hostile file names: every shell metacharacter a directory name can hold.
+HOSTILE_DIRS = ["a b", "inj;touch INJECTED;x", "q'uote $(touch INJECTED) `touch INJECTED`"]
+
+
+@pytest.mark.parametrize("form", ["plain", "sh -c", "sh -c quoted"])
+def test_no_file_name_runs_shell_commands(setup, cli, monkeypatch, form):
+    tmp_path, _, space_file, runner = setup
+    monkeypatch.chdir(tmp_path)
+    command = {
+        "plain": f"{runner} ok {{model}}",
+        "sh -c": f"sh -c '{runner} ok {{model}}'",
+        "sh -c quoted": f"sh -c '{runner} ok \"{{model}}\"'",
+    }[form]
+    for name in HOSTILE_DIRS:
+        (tmp_path / name).mkdir()
+        out = tmp_path / name / "ext.json"
+        result = cli("lut", "build", "--space", space_file, "--width-step", "16", "--device",
+                     "external", "--runner", command, "--rounds", "1", "--out", out)  # fmt: skip
+        assert result.code == 0, (name, result.err)
+        assert load_table(out).meta["measurements"] > 0
+    assert not list(tmp_path.rglob("INJECTED"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("ending", ["times out", "exits, its child holding stdout"])
+def test_nothing_a_runner_starts_outlives_its_call(tmp_path, ending):
+    pids = tmp_path / "pids"
+    script = tmp_path / "runner.sh"
+    finish = "sleep 60" if ending == "times out" else 'echo \'{"ms": 1.0}\''
+    script.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pids}\n{finish}\n")
+    script.chmod(0o755)
+    runner = ExternalRunner(f"{script} {{model}}", timeout_s=3)
+    started = time.perf_counter()
+    if ending == "times out":
+        with pytest.raises(RunnerError, match="did not finish within 3 s"):
+            list(runner.measure([tmp_path / "m.onnx"]))
+    else:
+        assert list(runner.measure([tmp_path / "m.onnx"])) == [(tmp_path / "m.onnx", 1.0)]
+        assert time.perf_counter() - started < 2.5  # not held for the timeout
+    child = int(pids.read_text())
+    deadline = time.perf_counter() + 5
+    while _alive(child) and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_rerun(setup, cli):
+    tmp_path, _, space_file, runner = setup
+    out = tmp_path / "t.json"
+    build = ("lut", "build", "--space", space_file, "--width-step", "16", "--device",
+             "external", "--rounds", "1", "--out", out)  # fmt: skip
+    result = cli(*build, "--runner", "/no/such/tool {model}")
+    assert_user_error(result, "no such program", "/no/such/tool")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake_runner.py", "tiny.yaml"]
+    # a runner that is there but fails on its first model: nothing measured, nothing kept
+    result = cli(*build, "--runner", f"{runner} fail {{model}}")
+    assert_user_error(result, "exited with status 3", "cannot open the device")
+    for resume in ([], ["--resume"]):
+        out.unlink(missing_ok=True)
+        result = cli(*build, *resume, "--runner", f"{runner} ok {{model}}")
+        assert result.code == 0, result.err

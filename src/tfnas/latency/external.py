@@ -7,7 +7,11 @@ replaced by the model file's path, or once per batch of models when the command 
 line per model with its latency in milliseconds: ``{"ms": 0.42}`` for a single model, or
 ``{"model": PATH, "ms": 0.42}`` per model of a batch. The command line is split as a shell
 would split it but run without a shell (wrap pipes or ``adb shell`` quoting in
-``sh -c '...'``). A runner that exits non-zero, outlives its timeout, prints no such line or
+``sh -c '...'``). A ``{model}`` that is a whole argument is replaced by the path as it is; one
+inside a longer argument (the script of ``sh -c '... {model}'``) by the path quoted for a
+POSIX shell, so that no file name can run commands. The runner runs in a process group of
+its own, killed whole when it times out or exits: nothing it starts outlives the call. A
+runner that exits non-zero, outlives its timeout, prints no such line or
 prints a latency that is not a positive finite number stops the build with one sentence
 naming the model; every latency measured before it is kept in the build's journal, and
 ``--resume`` continues from there. The environment variable ``TFNAS_TIMING`` tells the
@@ -21,13 +25,16 @@ networks checked against it are measured on the same device.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -109,9 +116,21 @@ class ExternalRunner:
         for token in shlex.split(self.command):
             if token == "{models}":
                 argv += [str(f) for f in files]
-            else:
-                argv.append(token.replace("{model}", str(files[0])))
+            elif token == "{model}":
+                argv.append(str(files[0]))
+            else:  # inside a longer argument, a shell script as like as not: quoted for one
+                quoted = shlex.quote(str(files[0]))
+                for form in ('"{model}"', "'{model}'", "{model}"):  # quotes of its own too
+                    token = token.replace(form, quoted)
+                argv.append(token)
         return argv
+
+    def require_program(self) -> None:
+        """Refuse a runner whose program is not there, before any work is written."""
+        program = shlex.split(self.command)[0]
+        found = shutil.which(program) if os.sep not in program else program
+        if found is None or not (os.path.isfile(found) and os.access(found, os.X_OK)):
+            raise RunnerError(f"{RUNNER}: no such program {program!r}.")
 
     def _run(
         self, files: list[Path], kind: str = "block"
@@ -123,32 +142,24 @@ class ExternalRunner:
             name += f" (or another of the {len(files)} models of its batch)"
         argv = self._argv(files)
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout_s * len(files),
-                check=False,
-                env={**os.environ, TIMING_ENV: kind},
+            status, stdout, stderr = run_in_own_group(
+                argv, self.timeout_s * len(files), {**os.environ, TIMING_ENV: kind}
             )
         except FileNotFoundError:
             raise RunnerError(f"{RUNNER}: no such program {argv[0]!r}.") from None
-        except subprocess.TimeoutExpired as exc:
-            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
+        found = self._parse(stdout, files)
+        if status is None:
             error = RunnerError(
                 f"{name}: the runner did not finish within {self.timeout_s:g} s per model "
                 f"({named('runner_timeout')})."
             )
-            return self._parse(stdout or "", files), error, stdout or ""
-        found = self._parse(done.stdout, files)
-        if done.returncode != 0:
+            return found, error, stdout
+        if status != 0:
             # the end of what it said, where the reason usually is
-            said = " / ".join(done.stderr.strip().splitlines()[-3:]) or "no message on stderr"
-            error = RunnerError(
-                f"{name}: the runner exited with status {done.returncode} ({said[-500:]})."
-            )
-            return found, error, done.stdout
-        return found, None, done.stdout
+            said = " / ".join(stderr.strip().splitlines()[-3:]) or "no message on stderr"
+            error = RunnerError(f"{name}: the runner exited with status {status} ({said[-500:]}).")
+            return found, error, stdout
+        return found, None, stdout
 
     def _parse(self, stdout: str, files: list[Path]) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -180,6 +191,45 @@ class ExternalRunner:
             f'{{"ms": ...}}{" with its model" if len(chunk) > 1 else ""}; it printed: '
             f"{shown!r})."
         )
+
+
+def run_in_own_group(
+    argv: list[str], timeout_s: float, env: dict[str, str]
+) -> tuple[int | None, str, str]:
+    """Run ``argv`` in a new process group: (exit status, or None past ``timeout_s``; its
+    stdout; its stderr). The whole group is killed once the program has exited or timed out,
+    so that a child it left behind neither outlives tfnas nor holds its output open."""
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        env=env,
+        start_new_session=True,
+    ) as process:
+        output: dict[str, str] = {}
+        readers = [
+            threading.Thread(target=lambda k=k, f=f: output.__setitem__(k, f.read()), daemon=True)
+            for k, f in (("out", process.stdout), ("err", process.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            status: int | None = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            status = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if hasattr(os, "killpg"):
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:  # no process groups to kill (Windows): the runner itself
+                    process.kill()
+            process.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+    return status, output.get("out", ""), output.get("err", "")
 
 
 def runner_for(
@@ -248,6 +298,7 @@ def build_external_table(
         "width_step": width_step,
         "rounds": rounds,
     }
+    runner.require_program()
     journal = Journal(journal_path(out), header, resume, lambda saved: _mismatch(saved, header))
     if progress or (progress is None and sys.stderr.isatty()):
         print(f"exporting the models to measure into {plan_dir}", file=sys.stderr, flush=True)

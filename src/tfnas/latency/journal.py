@@ -53,7 +53,8 @@ class Journal:
         self.seconds = 0.0
         self._started = time.perf_counter()
         self._handle = None
-        if not path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        if len(lines) <= 1:  # nothing measured yet (a start that failed): nothing to keep
             self._write_header(header)
             return
         if not resume:
@@ -61,8 +62,7 @@ class Journal:
                 f"{path}: a partial build is there; pass {named('resume')} to continue it, or "
                 "delete it to start over."
             )
-        lines = path.read_text(encoding="utf-8").splitlines()
-        saved = json_object(lines[0]) if lines else None
+        saved = json_object(lines[0])
         if saved is None:
             log.warning("%s: unreadable header, starting over", path)
             self._write_header(header)
