@@ -388,7 +388,7 @@ def _alive(pid: int) -> bool:
 def test_nothing_a_runner_starts_outlives_its_call(tmp_path, ending):
     pids = tmp_path / "pids"
     script = tmp_path / "runner.sh"
-    finish = "sleep 60" if ending == "times out" else 'echo \'{"ms": 1.0}\''
+    finish = "sleep 60" if ending == "times out" else "echo '{\"ms\": 1.0}'"
     script.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pids}\n{finish}\n")
     script.chmod(0o755)
     runner = ExternalRunner(f"{script} {{model}}", timeout_s=3)
