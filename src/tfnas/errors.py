@@ -28,6 +28,8 @@ class TfnasError(Exception):
     """A user error: bad file, bad setting, missing data. Its message is one full sentence;
     the settings it names are marked with :func:`named`."""
 
+    exit_status = 2  # what the command line exits with
+
     def __str__(self) -> str:
         return self.render(lambda setting: setting)
 
@@ -54,6 +56,13 @@ class ArchitectureError(TfnasError):
 
 class DataError(TfnasError):
     """A dataset that cannot be found or read."""
+
+
+class TargetMissed(TfnasError):
+    """A search that ran to its end but whose network misses the latency target by more than
+    its tolerance: its architecture is written, and the command line exits with status 3."""
+
+    exit_status = 3
 
 
 class SettingError(TfnasError):

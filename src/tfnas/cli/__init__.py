@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TfnasError as exc:
         text = exc.render(lambda setting: flag_of(args.flags, setting))
         print(f"tfnas: error: {one_sentence(text)}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except KeyboardInterrupt:
         print("tfnas: interrupted", file=sys.stderr)
         return 130

@@ -528,17 +528,19 @@ def check_target(space: SearchSpace, table: LatencyTable, target_ms: float) -> t
     r = latency_range(space, table)
     if not r.fastest_ms <= target_ms <= r.slowest_ms:
         raise LatencyTableError(
-            f"target {target_ms:g} ms is outside the feasible latency range of space "
-            f"'{space.name}' on this table, {r.fastest_ms:.3f} to {r.slowest_ms:.3f} ms; "
+            f"target {target_ms:.6g} ms is outside the feasible latency range of space "
+            f"'{space.name}' on this table, {r.fastest_ms:.6g} to {r.slowest_ms:.6g} ms; "
             "choose a target within it."
         )
     return r.fastest_ms, r.slowest_ms
 
 
 def target_at_fraction(space: SearchSpace, table: LatencyTable, fraction: float) -> float:
-    """The latency (ms, 4 decimals) ``fraction`` of the way from the fastest to the slowest
-    architecture of ``space`` on ``table``."""
+    """The latency (ms, 4 decimals, rounded into the range: fractions 0 and 1 are the
+    fastest and the slowest themselves) ``fraction`` of the way from the fastest to the
+    slowest architecture of ``space`` on ``table``."""
     if not 0 <= fraction <= 1:
         raise SettingError("target_fraction", f"must lie in [0, 1], got {fraction}.")
     r = latency_range(space, table)
-    return round(r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms), 4)
+    target = round(r.fastest_ms + fraction * (r.slowest_ms - r.fastest_ms), 4)
+    return min(max(target, r.fastest_ms), r.slowest_ms)

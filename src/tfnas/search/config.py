@@ -108,6 +108,12 @@ class SearchConfig:
         "(0: the argmax)",
         metavar="K",
     )
+    target_tolerance: float = setting(
+        0.01,
+        "how far (a fraction of the target) the searched network's predicted latency may miss "
+        "the target; a search that misses it by more ends with exit status 3",
+        metavar="FRACTION",
+    )
     standing_randoms: int = setting(
         32,
         "random networks at the target the result is scored against in the supernet, for the "
@@ -181,6 +187,7 @@ class SearchConfig:
         checks.positive(self.grad_clip, "grad_clip")
         checks.optional(checks.at_least, self.eval_batches, "eval_batches", 1)
         checks.at_least(self.select_candidates, "select_candidates", 0)
+        checks.within(self.target_tolerance, "target_tolerance", 0, 1)
         checks.at_least(self.standing_randoms, "standing_randoms", 0)
         checks.at_least(self.score_bn_batches, "score_bn_batches", 1)
         check_choices(self)

@@ -38,6 +38,7 @@ def elastic_scale(
     2. If below, grow every block together while the latency stays at or below the target.
     3. Then grow only stages 2..N, then 3..N, ..., then the last stage, the same way: ever
        finer scopes take up the remaining slack.
+    4. Then one block at a time, from the last to the first, the same way.
     Widths never leave their op's bounds. With ``on_knots`` every width is one the table
     measured (its knots: multiples of the build's width step, and the bounds): a step moves
     to the next knot at or beyond the proportional step, so the prediction is a sum of
@@ -79,8 +80,11 @@ def elastic_scale(
             break  # all at their lower bounds: the target is below this op/depth choice
         widths, current, steps = new, latency(new), steps + 1
     n_stages = len(space.stages)
-    for first_stage in range(n_stages):
-        scope = [i for i, (s, _, _) in enumerate(blocks) if s >= first_stage]
+    scopes = [[i for i, (s, _, _) in enumerate(blocks) if s >= first] for first in range(n_stages)]
+    # the finest scope last: one block at a time, from the last (a step of a whole stage
+    # can be coarser than the slack left, in a small space)
+    scopes += [[i] for i in reversed(everything)]
+    for scope in scopes:
         while scope:
             new = moved(scope, +1)
             if new is None:

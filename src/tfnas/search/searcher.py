@@ -31,7 +31,7 @@ from ..distributed import (
     text_digest,
 )
 from ..engine import GeneratorState, RunEngine, Stateful, run_to_end
-from ..errors import TfnasError
+from ..errors import TargetMissed, TfnasError, named
 from ..latency.table import LatencyTable, check_target, load_table
 from ..memory import check_search_memory, estimate_search_memory
 from ..nn.supernet import Supernet
@@ -80,6 +80,31 @@ class SearchResult:
         """Where the result stands among random networks at the target, as its supernet
         scores them (:func:`~tfnas.search.selection.standing`); None when not scored."""
         return self.history[-1].get("standing") if self.history else None
+
+    def miss(self, target_ms: float) -> float:
+        """How far the predicted latency misses ``target_ms``: a signed fraction of it."""
+        return (self.predicted_ms - target_ms) / target_ms
+
+    def require_target_met(self, target_ms: float, tolerance: float, elastic: bool) -> None:
+        """Raise :class:`TargetMissed` where the network misses the target by more than
+        ``tolerance``: with ``elastic`` widths, every architecture the search could reach from
+        what it learned lies farther off (the target falls in a gap between depths or ops)."""
+        miss = self.miss(target_ms)
+        if abs(miss) <= tolerance:
+            return
+        why = (
+            "no architecture near what the search learned reaches it (a block or an op more or "
+            "less jumps past it)"
+            if elastic
+            else "with fixed widths nothing takes up the difference"
+        )
+        raise TargetMissed(
+            f"the searched network misses the target {target_ms:g} ms by {miss:+.1%} "
+            f"(predicted {self.predicted_ms:.4f} ms, {named('target_tolerance')} {tolerance:g}): "
+            f"{why}; {self.run_dir / ARCH_FILE} is written: choose a target nearer "
+            f"{self.predicted_ms:.4g} ms, or allow the miss with a larger "
+            f"{named('target_tolerance')}."
+        )
 
     def report(self, target_ms: float) -> str:
         """What the search wrote and how close it lands, for a terminal."""
