@@ -103,17 +103,13 @@ def test_projection_prefers_a_change_that_keeps_the_target_in_reach(gapped):
     narrowest = BlockChoice(k3, space.block_spec(0, 0, k3).min_width)
     arch = Architecture(space.name, space.hash, ((narrowest,),))
     low1, high1 = reach(space, table, 1)
-    k3_high = table.predict(
-        space, _at_bound(space, arch, True, True)
-    )  # the argmax's own widest
+    k3_high = table.predict(space, _at_bound(space, arch, True, True))  # the argmax's own widest
     target = (k3_high + high1) / 2 if high1 > k3_high else high1
     # the argmax is depth 1 with k3, which cannot reach the target; adding a block is the
     # likelier change but jumps past it, switching to k5 keeps it in reach (when k5 reaches)
     op_log_probs = [[[-0.1, -3.0]] * 3]
     depth_log_probs = [[-0.5, -0.6, -3.0]]
-    projection = project_to_target(
-        space, table, arch, [[0]], target, op_log_probs, depth_log_probs
-    )
+    projection = project_to_target(space, table, arch, [[0]], target, op_log_probs, depth_log_probs)
     assert projection.arch.depths == (1,), projection.changes
     assert table.predict(space, _at_bound(space, projection.arch, False, True)) <= target
 
