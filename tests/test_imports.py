@@ -89,7 +89,7 @@ LAYERS = (
     ("latency", "latency.table", "latency.drift", "latency.jobs", "latency.journal",
      "latency.measure", "latency.plan", "latency.external", "latency.build", "latency.meters",
      "latency.check", "latency.official", "latency.profile", "latency.policy",
-     "latency.settings", "latency.stability"),
+     "latency.settings", "latency.stability", "latency.table_schema"),
     ("rundir", "distributed", "precision", "memory", "engine"),
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
      "search.selection", "search.path_score", "search.derive", "search.searcher"),

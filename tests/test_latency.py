@@ -397,6 +397,21 @@ def test_resume_of_a_partial_build(tiny, tmp_path):
     assert load_table(out, tiny).entries == fresh.entries
 
 
+@pytest.mark.parametrize("bad", ["NaN", "-1.0", "0"])
+def test_a_journal_latency_no_measurement_gives_is_measured_again(tiny, tmp_path, bad):
+    out = tmp_path / "lut.json"
+    assert build_table(tiny, CountingMeter(), out, width_step=4, limit=3, progress=False) is None
+    lines = journal_path(out).read_text().splitlines()
+    first = json.loads(lines[1])
+    lines[1] = json.dumps(first).replace(f'"ms": {json.dumps(first["ms"])}', f'"ms": {bad}')
+    journal_path(out).write_text("\n".join(lines) + "\n")
+    meter = CountingMeter()
+    table = build_table(tiny, meter, out, width_step=4, resume=True, progress=False)
+    assert meter.calls == 2 * len(plan_jobs(tiny, 4))  # every measurement taken (again)
+    fresh = build_table(tiny, CountingMeter(), tmp_path / "f.json", width_step=4, progress=False)
+    assert table.base_ms == fresh.base_ms and table.entries == fresh.entries
+
+
 def test_real_cpu_and_onnxruntime_timing(tiny):
     spec = tiny.candidates(0, 0)[0]
     block = MBConv(spec, spec.max_width)

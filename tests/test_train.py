@@ -182,7 +182,7 @@ def test_bad_weights_and_reuse(setup, cli):
     random_architecture(load_space(space_file), 11).save(other)
     assert_user_error(
         cli("eval", other, "--weights", tmp_path / "run" / "best.pt", "--space", space_file),
-        "does not fit",
+        "was trained for another architecture than",
     )
     assert_user_error(
         cli(

@@ -141,6 +141,11 @@ class RunEngine:
         """Plain values a checkpoint holds besides (tensors, numbers, strings)."""
         return {}
 
+    def inputs(self) -> dict[str, tuple[str, str]]:
+        """The files the run's result depends on, by name: (path, content digest); a resume
+        refuses any whose content changed."""
+        return {}
+
     def restore_extra(self, state: dict[str, Any]) -> None:
         """Read back :meth:`extra_state`'s values; called before the stateful objects are
         loaded, so it can refuse a checkpoint that does not fit."""
@@ -150,10 +155,21 @@ class RunEngine:
         """Resume from the checkpoint when asked to, then record the settings. Written only
         once the whole set-up has succeeded: a run that could not start leaves no run
         directory behind to block the next attempt."""
-        if self.resume:
-            self.load_checkpoint()
         if self.dist.is_main:
-            self.rundir.write_config(self.config.to_dict())
+            self.rundir.acquire()
+        try:
+            inputs, threads = self.inputs(), torch.get_num_threads()
+            if self.resume and self.dist.is_main:
+                self.rundir.check_record(inputs, threads)
+            if self.resume:
+                self.load_checkpoint()
+            if self.dist.is_main:
+                self.rundir.write_config(self.config.to_dict())
+                if not self.rundir.record_file.exists():  # a resume keeps the start's record
+                    self.rundir.write_record(inputs, threads)
+        except BaseException:
+            self.rundir.release()
+            raise
 
     def save_checkpoint(self, path: Path | None = None) -> None:
         state = {name: obj.state_dict() for name, obj in self.stateful().items()}
@@ -239,6 +255,8 @@ def run_to_end(make: Callable[[], Run[T]]) -> T:
             run.rundir.discard_if_unstarted()
         raise
     finally:
+        if run is not None:
+            run.rundir.release()
         del run
         gc.collect()
         shutdown()

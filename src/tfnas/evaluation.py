@@ -3,8 +3,10 @@ weights read from a file (``tfnas eval``, the pipeline's last step)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +63,7 @@ def trained_network(
     weights = state.get("model", state) if isinstance(state, dict) else None
     if not isinstance(weights, dict) or "head.classifier.weight" not in weights:
         raise TfnasError(f"{path}: holds no tfnas network weights.")
+    _check_trained_for(path, state, arch_path, arch.to_dict(), space)
     classes = int(weights["head.classifier.weight"].shape[0])
     stem = weights.get("stem.0.0.weight")
     channels = int(stem.shape[1]) if stem is not None else None
@@ -71,6 +74,30 @@ def trained_network(
         first = str(exc).splitlines()[0]
         raise TfnasError(f"{path}: does not fit {arch_path} ({first}).") from None
     return net.eval(), space
+
+
+def _check_trained_for(path: Path, state: Any, arch_path, arch: dict, space: SearchSpace) -> None:
+    """Refuse weights whose own record (``best.pt`` keeps the architecture it trained) says
+    they belong to another version of the space or another architecture: shapes alone can
+    agree where the network differs (an activation, a stride, a changed space file)."""
+    saved = state.get("arch") if isinstance(state, dict) else None
+    if not isinstance(saved, str):
+        return  # weights saved without a record (an older tfnas, or by hand): shapes decide
+    try:
+        record = json.loads(saved)
+        saved_hash, saved_stages = record["space"]["hash"], record["stages"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise TfnasError(f"{path}: its architecture record is unreadable.") from None
+    if saved_hash != space.hash:
+        raise TfnasError(
+            f"{path}: was trained on another version of space '{space.name}' (hash "
+            f"{saved_hash}, not {space.hash}); give the space file it was trained on."
+        )
+    if saved_stages != arch["stages"]:
+        raise TfnasError(
+            f"{path}: was trained for another architecture than {arch_path}; give the "
+            "architecture file of its training run."
+        )
 
 
 def evaluate_weights(

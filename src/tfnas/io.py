@@ -54,12 +54,31 @@ def read_text(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) 
         raise error(f"{path}: cannot be read ({exc}).") from None
 
 
+class DuplicateKey(ValueError):
+    """A JSON object or YAML mapping that names one key twice (args[0]: the key)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object from its pairs, refusing a key given twice (``object_pairs_hook``)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) -> Any:
     """Parse a JSON file, turning every way it can fail into one sentence of ``error``."""
     path = Path(path)
     text = read_text(path, kind, error)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        raise error(
+            f"{path}: holds the key {exc.args[0]!r} twice in one object; JSON keeps the last "
+            "silently, tfnas refuses to guess: keep one."
+        ) from None
     except json.JSONDecodeError as exc:
         raise error(
             f"{path}: is not valid JSON, perhaps truncated (line {exc.lineno}, column "

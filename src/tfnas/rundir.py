@@ -15,9 +15,13 @@ retraining use it the same way:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
+import logging
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ import torch
 from .errors import TfnasError, named
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 
+log = logging.getLogger(__name__)
+
 # The files of a run directory, named here only.
 CONFIG_FILE = "config.json"  # every setting that decides the run's result
 METRICS_FILE = "metrics.jsonl"  # one row per finished epoch
@@ -33,6 +39,15 @@ ARCH_FILE = "arch.json"  # the architecture a search found
 SEARCH_CHECKPOINT = "checkpoint.pt"  # a search's resumable state
 TRAIN_CHECKPOINT = "last.pt"  # a training's resumable state
 BEST_WEIGHTS = "best.pt"  # the weights of a training's best epoch
+RUN_FILE = "run.json"  # what the run is and was started from: kind, inputs' digests, threads
+LOCK_FILE = ".lock"  # held (flock) by the process writing the run, with its pid
+# what each kind of run leaves that another kind must not write over
+CHECKPOINTS = {SEARCH_CHECKPOINT: "search", TRAIN_CHECKPOINT: "training run"}
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of a file's sha256: what a run records of an input file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def dataclass_defaults(cls: type) -> dict[str, Any]:
@@ -52,6 +67,8 @@ class RunDir:
         self.config_file = self.path / CONFIG_FILE
         self.metrics_file = self.path / METRICS_FILE
         self.created = not self.path.exists()  # by this run: removable if it fails at once
+        self.record_file = self.path / RUN_FILE
+        self._lock: int | None = None  # the lock file's descriptor while this process holds it
 
     def guard(
         self,
@@ -66,6 +83,12 @@ class RunDir:
         tfnas with fewer settings resumes when each newer setting is at its default
         (``defaults``, the config's defaults), which is what that run used; a setting tfnas
         no longer has is not compared."""
+        for name, other in CHECKPOINTS.items():
+            if other != self.kind and (self.path / name).exists():
+                raise TfnasError(
+                    f"{self.path}: holds a {other}, not a {self.kind}; choose another "
+                    f"{named('out')}."
+                )
         if not self.checkpoint.exists():
             return
         config = json.loads(json.dumps(config))  # tuples as lists, as saved
@@ -81,13 +104,87 @@ class RunDir:
             saved |= {k: defaults.get(k) for k in config.keys() - saved.keys()}
             refuse_other_settings(self.path, saved, config)
 
+    def acquire(self) -> None:
+        """Hold the run directory for this process (a lock file, released by the kernel
+        when the process ends, however it ends): a second writer is refused, naming the
+        process that holds it."""
+        import fcntl  # POSIX; tfnas runs on Linux and macOS
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK_FILE
+        while self._lock is None:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise TfnasError(
+                    f"{self.path}: is being written by process {holder} (a {self.kind} runs "
+                    f"there); wait for it to end, or choose another {named('out')}."
+                ) from None
+            try:
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:  # removed by its last holder meanwhile: take it anew
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._lock = fd
+
+    def release(self) -> None:
+        """Let go of the run directory (removing the lock file) if this process holds it."""
+        if self._lock is None:
+            return
+        (self.path / LOCK_FILE).unlink(missing_ok=True)
+        os.close(self._lock)
+        self._lock = None
+
+    def write_record(self, inputs: dict[str, tuple[str, str]], threads: int) -> None:
+        """Record what the run is and was started from (``inputs``: name -> (file, digest))."""
+        record = {
+            "kind": self.kind,
+            "inputs": {name: {"file": f, "digest": d} for name, (f, d) in inputs.items()},
+            "threads": threads,
+        }
+        atomic_write_json(self.record_file, record)
+
+    def check_record(self, inputs: dict[str, tuple[str, str]], threads: int) -> None:
+        """On resume: refuse inputs whose content differs from what the run recorded, and
+        say so where the thread count differs (the run goes on, not bit for bit the same)."""
+        if not self.record_file.is_file():
+            return  # a run of a tfnas that kept no record
+        try:
+            saved = json.loads(self.record_file.read_text())
+            recorded = {k: v["digest"] for k, v in saved.get("inputs", {}).items()}
+            saved_threads = saved.get("threads")
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+            raise TfnasError(f"{self.record_file}: is not a tfnas run record.") from None
+        for name, (file, digest) in inputs.items():
+            if name in recorded and recorded[name] != digest:
+                raise TfnasError(
+                    f"{file}: differs from the {name} this {self.kind} was started with (its "
+                    "content changed since); restore it, or start a new run with "
+                    f"{named('out')}."
+                )
+        if isinstance(saved_threads, int) and saved_threads != threads:
+            print(
+                f"note: {self.path} was started with {saved_threads} thread(s) and resumes "
+                f"with {threads}: its result will not be bit for bit that of a run never "
+                f"interrupted (resume it with {saved_threads} for that).",
+                file=sys.stderr,
+            )
+
     def discard_if_unstarted(self) -> None:
         """After a failure before the first checkpoint: remove what the run wrote (its
         settings, metrics, TensorBoard folder, and the directory if the run made it), so
         that nothing half-begun is left; a run with a checkpoint is kept to be resumed."""
         if self.checkpoint.exists():
             return
-        for path in (self.config_file, self.metrics_file):
+        self.release()
+        for path in (self.config_file, self.metrics_file, self.record_file):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
         if self.created and self.path.is_dir() and not any(self.path.iterdir()):

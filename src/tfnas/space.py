@@ -23,6 +23,7 @@ import yaml
 
 from .block import ACTIVATIONS, BlockSpec, OpSpec, conv_out_resolution
 from .errors import SpaceError, TfnasError, named
+from .io import DuplicateKey
 from .options import IN_CHANNELS
 from .text import text_table
 
@@ -356,10 +357,31 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return parse_space(text, source=str(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an odd key: the parser that reads the mapping says what is wrong
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def parse_space(text: str, source: str = "<string>") -> SearchSpace:
     """Parse and validate a space from YAML text; errors name ``source`` and the field."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except DuplicateKey as exc:
+        key, line = exc.args
+        raise SpaceError(
+            f"{source}: names {key!r} twice in one mapping (line {line}); YAML keeps the "
+            "last silently, tfnas refuses to guess: keep one."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -31,7 +31,7 @@ from .evaluation import evaluate
 from .loader import Batches
 from .nn.batchnorm import recalibrate_batchnorm
 from .nn.network import Network
-from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, save_state
+from .rundir import BEST_WEIGHTS, TRAIN_CHECKPOINT, file_digest, save_state
 from .schedules import cosine_lr
 from .space import load_space
 from .train_config import TrainConfig
@@ -112,6 +112,12 @@ class Trainer(RunEngine):
             )
         self.best_top1 = -1.0
         self.begin()
+
+    def inputs(self) -> dict[str, tuple[str, str]]:
+        return {
+            "architecture": (self.config.arch, file_digest(self.config.arch)),
+            "search space": (self.config.space or self.space.name, self.space.hash),
+        }
 
     def _lr_factor(self, step: int) -> float:
         steps, c = self.steps_per_epoch, self.config

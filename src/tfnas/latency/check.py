@@ -9,6 +9,7 @@ better (:func:`choose_calibration`).
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from .drift import Drift, say_no_reference, table_reference
 from .measure import LatencyMeter
 from .meters import measure_networks
 from .settings import CheckSettings
-from .table import Calibration, LatencyTable
+from .table import Calibration, LatencyTable, LatencyTableError
 
 
 def error_stats(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -222,9 +223,17 @@ def _calibrate(
         variant = table.with_overhead_model(model)
         raw = [variant.raw_predict(space, arch) for arch in archs]
         cal, held_out, by_model[model] = choose_calibration(raw, measured, blocks)
+        if not (math.isfinite(cal.scale) and cal.scale > 0):
+            continue  # slower networks predicted faster: no calibration, a broken table
         median = error_stats(held_out, measured)["median_abs_pct"]
         if best is None or median < best[0]:
             best = (median, model, cal, raw, held_out)
+    if best is None:
+        raise LatencyTableError(
+            "the measured networks do not grow with the table's predictions (every fit's "
+            "scale is at or below 0), so no calibration is written: the table or these "
+            "measurements are broken; build the table again on a quiet machine."
+        )
     _, model, cal, raw, held_out = best
     result.calibration = cal
     result.overhead_model = model if len(by_model) > 1 else None

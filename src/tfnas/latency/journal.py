@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -75,10 +76,13 @@ class Journal:
             record = json_object(line)
             try:
                 assert record is not None
-                self.done[record["job"], int(record["round"])] = float(record["ms"])
+                ms = float(record["ms"])
+                # a latency no measurement gives (edited, or written by a broken runner)
+                assert math.isfinite(ms) and ms > 0
+                self.done[record["job"], int(record["round"])] = ms
                 self.seconds = float(record.get("seconds", self.seconds))
             except (AssertionError, KeyError, TypeError, ValueError):
-                break  # a line cut short by the kill: that measurement is taken again
+                break  # a line cut short by the kill (or unusable): measured again
             good.append(line)
         if len(good) != len(lines):
             path.write_text("\n".join(good) + "\n", encoding="utf-8")

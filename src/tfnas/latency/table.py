@@ -10,7 +10,6 @@ measurements), if it has one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -25,11 +24,10 @@ from ..block import BlockSpec
 from ..errors import SettingError, TfnasError
 from ..io import atomic_write_json, read_json
 from ..space import SearchSpace, space_of_file
+from .table_schema import LUT_FORMAT, LUT_VERSION, validate_table_file
 
 # how a table's predictions take the cost of separate calls off (LatencyTable.overhead_model)
 OVERHEAD_MODELS = ("none", "call", "intercepts")
-LUT_FORMAT = "tfnas-latency-table"
-LUT_VERSION = 1
 
 
 class LatencyTableError(TfnasError):
@@ -383,73 +381,20 @@ def load_table_and_space(
 
 
 def table_from_dict(data: Any, source: str) -> LatencyTable:
-    def fail(where: str, reason: str) -> LatencyTableError:
-        return LatencyTableError(f"{source}: field '{where}' {reason}.")
-
-    if not isinstance(data, dict):
-        raise LatencyTableError(f"{source}: must hold a JSON object.")
-    if data.get("format") != LUT_FORMAT:
-        raise fail(
-            "format",
-            f"must be '{LUT_FORMAT}', got {data.get('format')!r}"
-            " (import the paper's tables with 'tfnas lut import-tfnas')",
-        )
-    if data.get("version") != LUT_VERSION:
-        raise fail("version", f"must be {LUT_VERSION}, got {data.get('version')!r}")
-    space = data.get("space")
-    if not isinstance(space, dict) or not all(
-        isinstance(space.get(k), str) for k in ("name", "hash")
-    ):
-        raise fail("space", "must be an object with string fields 'name' and 'hash'")
-    base = data.get("base")
-    if not _is_number(base):
-        raise fail("base", f"must be a number of ms, got {base!r}")
-    entries_data = data.get("entries")
-    if not isinstance(entries_data, dict) or not entries_data:
-        raise fail("entries", "must be a non-empty object")
-    entries: dict[str, dict[int, float]] = {}
-    for key, knots in entries_data.items():
-        if not isinstance(knots, dict) or not knots:
-            raise fail(f"entries.{key}", "must be a non-empty object of width: ms")
-        parsed = {}
-        for width, ms in knots.items():
-            if not str(width).isdigit() or not _is_number(ms):
-                raise fail(f"entries.{key}.{width}", f"must map a width to ms, got {ms!r}")
-            parsed[int(width)] = float(ms)
-        entries[key] = parsed
-    calibration = None
-    cal = data.get("calibration")
-    if cal is not None:
-        if not isinstance(cal, dict) or not all(
-            _is_number(cal.get(k, 0.0)) for k in ("scale", "offset_ms", "per_block_ms")
-        ) or not all(k in cal for k in ("scale", "offset_ms")):  # fmt: skip
-            raise fail(
-                "calibration",
-                "must be null or an object with numbers 'scale', 'offset_ms' (and 'per_block_ms')",
-            )
-        calibration = Calibration(
-            float(cal["scale"]),
-            float(cal["offset_ms"]),
-            int(cal.get("archs", 0)),
-            float(cal.get("per_block_ms", 0.0)),
-        )
-    device = data.get("device", {})
-    if not isinstance(device, dict):
-        raise fail("device", "must be an object")
+    """The table a file's JSON holds, checked by its declared schema
+    (:mod:`tfnas.latency.table_schema`) first."""
+    record = validate_table_file(data, source, LatencyTableError)
+    cal = record.calibration
     return LatencyTable(
-        space["name"],
-        space["hash"],
-        device,
-        str(data.get("statistic", "?")),
-        float(base),
-        entries,
-        calibration,
-        dict(data.get("meta") or {}),
+        record.space.name,
+        record.space.hash,
+        dict(record.device),
+        record.statistic,
+        record.base,
+        {key: {int(w): ms for w, ms in knots.items()} for key, knots in record.entries.items()},
+        None if cal is None else Calibration(cal.scale, cal.offset_ms, cal.archs, cal.per_block_ms),
+        dict(data.get("meta") or {}),  # as written: the fields the schema leaves open kept
     )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # -- the feasible range -------------------------------------------------------------------------

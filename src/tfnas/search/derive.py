@@ -19,7 +19,7 @@ from ..nn.supernet import Supernet
 from ..space import SearchSpace
 from .config import SearchConfig
 from .elastic import elastic_scale
-from .projection import project_to_target
+from .projection import first_changes, project_to_target
 
 
 @torch.no_grad()
@@ -39,15 +39,37 @@ def derive_for_target(
         else None
     )
     elastic = config.width == "elastic"
-    projection = project_to_target(
-        space, table, arch, sources, config.target_ms, op_log_probs, depth_log_probs, elastic
-    )
-    arch, sources = projection.arch, projection.sources
-    if elastic:
-        on_knots = config.width_grid == "knots"
-        arch = elastic_scale(space, arch, table, config.target_ms, on_knots=on_knots).arch
-        net.apply_widths(arch, sources)
-    return arch, sources, projection.changes
+    if not elastic:
+        projection = project_to_target(
+            space, table, arch, sources, config.target_ms, op_log_probs, depth_log_probs, False
+        )
+        return projection.arch, projection.sources, projection.changes
+    target, on_knots = config.target_ms, config.width_grid == "knots"
+
+    def land(start: Architecture, start_sources, careful: bool, first: list[str]):
+        projection = project_to_target(
+            space, table, start, start_sources, target, op_log_probs, depth_log_probs,
+            careful=careful,
+        )  # fmt: skip
+        scaled = elastic_scale(space, projection.arch, table, target, on_knots=on_knots)
+        changes = first + projection.changes
+        return abs(scaled.latency_ms - target), len(changes), scaled, projection.sources, changes
+
+    # two projections, each then scaled: one that keeps the target in reach at every change,
+    # one that takes the likeliest change and lets the other pass make up; the one that
+    # lands nearer the target wins (the careful one on a tie)
+    landed = [land(arch, sources, careful, []) for careful in (True, False)]
+    if min(landed, key=lambda item: item[0])[0] > config.target_tolerance * target:
+        # neither reaches it: one change of the argmax first, either way and even past the
+        # target, then a careful projection from there (a block less, then a dearer op)
+        for upper in (False, True):
+            for description, start, start_sources in first_changes(
+                space, table, arch, sources, upper, op_log_probs, depth_log_probs
+            ):
+                landed.append(land(start, start_sources, True, [description]))
+    _, _, scaled, sources, changes = min(landed, key=lambda item: (item[0], item[1]))
+    net.apply_widths(scaled.arch, sources)
+    return scaled.arch, sources, changes
 
 
 @torch.no_grad()

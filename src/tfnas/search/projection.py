@@ -58,11 +58,14 @@ def project_to_target(
     op_log_probs: Sequence[Sequence[Sequence[float]]],
     depth_log_probs: Sequence[Sequence[float]] | None,
     elastic: bool = True,
+    careful: bool = True,
 ) -> Projection:
     """Change as little probability as possible until ``target_ms`` lies within the widths'
     reach. ``op_log_probs[s][b][i]`` scores op ``i`` of the stage's candidates at supernet
     block ``b``; ``depth_log_probs[s][k]`` scores ``stage.depths[k]`` (``None``: depth fixed).
-    Without ``elastic`` widths, every block's reach is its nominal width alone.
+    Without ``elastic`` widths, every block's reach is its nominal width alone. Not
+    ``careful``: the likeliest change every time, even one that jumps past the target (the
+    other pass may then bring it back within reach, which no single change could).
     """
     stages = [list(stage) for stage in arch.stages]
     sources = [list(src) for src in sources]
@@ -86,7 +89,7 @@ def project_to_target(
             )
             crossing = []  # changes that jump past the target: (how far past it, option)
             for option in options:
-                if not elastic:  # nothing can take up slack: the first change is as good
+                if not (elastic and careful):  # the likeliest change, wherever it lands
                     taken = option
                     break
                 far = _far_latency(space, table, arch, option[2], stages, sources, upper, elastic)
@@ -106,6 +109,28 @@ def project_to_target(
             changes.append(description)
             stages, sources = _applied(space, change, stages, sources, upper, elastic)
     return Projection(current(), sources, changes)
+
+
+def first_changes(
+    space: SearchSpace,
+    table: LatencyTable,
+    arch: Architecture,
+    sources: list[list[int]],
+    upper: bool,
+    op_log_probs: Sequence[Sequence[Sequence[float]]],
+    depth_log_probs: Sequence[Sequence[float]] | None,
+) -> list[tuple[str, Architecture, list[list[int]]]]:
+    """Every single change of op or depth that makes ``arch`` slower (``upper``) or faster,
+    each applied: (description, architecture, sources). A projection from each of them
+    reaches what no single change can (a block less, then a dearer op)."""
+    stages = [list(stage) for stage in arch.stages]
+    out = []
+    for _, description, change in _changes(
+        space, table, stages, sources, upper, True, op_log_probs, depth_log_probs
+    ):
+        new, new_sources = _applied(space, change, stages, sources, upper, True)
+        out.append((description, replace(arch, stages=tuple(map(tuple, new))), new_sources))
+    return out
 
 
 def _changes(space, table, stages, sources, upper, elastic, op_log_probs, depth_log_probs):

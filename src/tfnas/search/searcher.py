@@ -32,6 +32,7 @@ from ..distributed import (
 )
 from ..engine import GeneratorState, RunEngine, Stateful, run_to_end
 from ..errors import TargetMissed, TfnasError, named
+from ..io import read_json
 from ..latency.table import LatencyTable, check_target, load_table
 from ..memory import check_search_memory, estimate_search_memory
 from ..nn.supernet import Supernet
@@ -40,6 +41,7 @@ from ..rundir import (
     CONFIG_FILE,
     METRICS_FILE,
     SEARCH_CHECKPOINT,
+    file_digest,
     refuse_other_settings,
 )
 from ..schedules import cosine_lr
@@ -187,6 +189,12 @@ class Searcher(RunEngine):
         self.penalty = LatencyPenalty(config.target_ms, config.lambda_lat, config.latency_loss)
         self.current: Architecture | None = None  # the latest derived architecture
         self.begin()
+
+    def inputs(self) -> dict[str, tuple[str, str]]:
+        return {
+            "latency table": (self.config.lut, file_digest(self.config.lut)),
+            "search space": (self.config.space, self.space.hash),
+        }
 
     def _check_memory(self) -> None:
         """Refuse a batch size that will not fit in memory, before the run starts
@@ -432,9 +440,10 @@ def saved_search_config(run_dir: str | Path, given: dict[str, Any] | None = None
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise TfnasError(f"{run_dir}: holds no search to resume (no {CONFIG_FILE}).")
+    saved = read_json(path, "search configuration", TfnasError)
     try:
-        config = SearchConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        config = SearchConfig.from_dict(saved)
+    except (TypeError, KeyError, AttributeError) as exc:
         raise TfnasError(f"{path}: is not a tfnas search configuration ({exc}).") from None
     given = dict(given or {})
     if "out" in given:

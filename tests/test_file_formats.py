@@ -1,0 +1,113 @@
+"""Every file tfnas reads is checked against its declared format before it is used: a wrong
+type, a value out of range, an unknown or a duplicated key is one sentence naming the file
+and the field, exit status 2, through the command a user would run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tfnas.latency.build import build_table
+from tfnas.space import load_space
+
+from .conftest import assert_user_error
+from .test_latency import TINY_SPACE, CountingMeter
+
+
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("formats")
+    (root / "tiny.yaml").write_text(TINY_SPACE)
+    space = load_space(root / "tiny.yaml")
+    build_table(space, CountingMeter(), root / "lut.json", width_step=4, progress=False)
+    return root
+
+
+def _first_entry(data):
+    key = sorted(data["entries"])[0]
+    return key, sorted(data["entries"][key], key=int)[0]
+
+
+def _set(data, path, value):
+    *parents, last = path
+    for part in parents:
+        data = data[part]
+    data[last] = value
+
+
+# (what is changed, the value, a fragment the sentence must hold)
+TABLE_CASES = [
+    (("calibration",), {"scale": -1.0, "offset_ms": 0.0}, "'calibration.scale'"),
+    (("calibration",), {"scale": 0.0, "offset_ms": 0.1}, "'calibration.scale'"),
+    (("calibration",), {"scale": "1", "offset_ms": 0.0}, "'calibration.scale'"),
+    (("calibration",), {"scale": 1.0, "offset_ms": 0.0, "fudge": 2}, "'calibration.fudge'"),
+    (("base",), -4.6, "'base'"),
+    (("base",), float("nan"), "'base'"),
+    (("base",), True, "'base'"),
+    (("device",), "cpu", "'device'"),
+    (("meta",), [], "'meta'"),
+    (("meta", "policy"), {"rounds": 0}, "'meta.policy.rounds'"),
+    (("meta", "call_overhead"), {"ms": 0.03, "model": "bogus"}, "'meta.call_overhead.model'"),
+    (("meta", "reference"), {"ms": -1.0, "arch": {}}, "'meta.reference.ms'"),
+    (("surprise",), 1, "'surprise'"),
+    (("entries",), {}, "'entries'"),
+]
+
+
+@pytest.mark.parametrize("where, value, fragment", TABLE_CASES)
+def test_a_malformed_table_is_one_sentence_naming_the_field(
+    table_file, cli, tmp_path, where, value, fragment
+):
+    data = json.loads((table_file / "lut.json").read_text())
+    data.setdefault("meta", {})
+    _set(data, where, value)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = cli("lut", "range", "--lut", bad, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(bad), fragment)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300])
+def test_an_entry_no_measurement_gives_is_refused(table_file, cli, tmp_path, value):
+    data = json.loads((table_file / "lut.json").read_text())
+    key, width = _first_entry(data)
+    data["entries"][key][width] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = cli("lut", "range", "--lut", bad, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(bad), f"'entries.{key}.{width}'")
+
+
+def test_a_width_written_two_ways_is_refused(table_file, cli, tmp_path):
+    data = json.loads((table_file / "lut.json").read_text())
+    key, width = _first_entry(data)
+    data["entries"][key]["0" + width] = 99.0  # "032" beside "32": the same width twice
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = cli("lut", "range", "--lut", bad, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(bad), f"'0{width}'", "plain positive integers")
+
+
+def test_a_key_given_twice_in_a_json_file_is_refused(table_file, cli, tmp_path):
+    text = (table_file / "lut.json").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(text.replace('"base":', '"base": 1000.0, "base":', 1))
+    result = cli("lut", "range", "--lut", bad, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(bad), "'base' twice")
+
+
+def test_a_key_given_twice_in_a_space_file_is_refused(cli, tmp_path):
+    space = tmp_path / "dup.yaml"
+    space.write_text(TINY_SPACE.replace("classes: 3\n", "classes: 3\nclasses: 1000\n"))
+    result = cli("space", "show", space)
+    assert_user_error(result, str(space), "'classes' twice", "line 5")
+
+
+def test_a_key_given_twice_in_an_architecture_file_is_refused(table_file, cli, tmp_path):
+    arch = tmp_path / "arch.json"
+    cli("arch", "random", "--space", table_file / "tiny.yaml", "--out", arch)
+    text = arch.read_text().replace('"width":', '"width": 1, "width":', 1)
+    arch.write_text(text)
+    result = cli("info", arch, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(arch), "'width' twice")
