@@ -222,6 +222,12 @@ def test_a_table_of_another_device_is_named(world, cli, tmp_path):
     assert result.code == 0, result.err
     assert "Imaginary Xeon 9999" in result.err and "another device" in result.err
     assert result.json()["table_device_differs"] is True
+    # two devices' speeds are no drift of one: nothing is "corrected" by their ratio
+    assert result.json()["drift"] is None and "measured_drift_corrected_ms" not in result.json()
+    result = cli("lut", "check", "--lut", foreign, "--space", world["space"], "--archs", "3",
+                 "--json")  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["drift"] is None and "before_drift_corrected" not in result.json()
 
 
 def test_sweep_checks_every_target_before_the_first_runs(world, cli, tmp_path):

@@ -136,3 +136,19 @@ def test_weights_of_another_architecture_are_named_as_such(world, cli, tmp_path)
     result = cli("eval", other, "--space", world["space"], "--weights", world["weights"],
                  "--data", world["data"])  # fmt: skip
     assert_user_error(result, world["weights"], f"another architecture than {other}")
+
+
+@pytest.mark.parametrize("damaged", ["checkpoint.pt", "config.json"])
+def test_a_damaged_run_file_on_resume_is_one_sentence(world, cli, tmp_path, damaged):  # noqa: F811
+    finished_search(cli, world, tmp_path / "s")
+    (tmp_path / "s" / damaged).write_bytes(b"\x00garbage{")
+    result = cli("search", "--resume", tmp_path / "s")
+    assert_user_error(result, str(tmp_path / "s" / damaged))
+
+
+def test_a_damaged_training_checkpoint_on_resume_is_one_sentence(world, cli, tmp_path):  # noqa: F811
+    train = [*world["train_args"][:-1], str(tmp_path / "t")]
+    assert cli(*train).code == 0
+    (tmp_path / "t" / "last.pt").write_bytes(b"PK\x03\x04 cut short")
+    result = cli(*train, "--resume")
+    assert_user_error(result, str(tmp_path / "t" / "last.pt"), "cannot be read")

@@ -244,7 +244,7 @@ class Pipeline:
         # the space and the table this step has loaded already: each file is read once
         result = search(config, self.search_dir, resume=True, space=space, table=table)
         # a network that misses the target is not retrained: the run stops here, exit 3
-        result.require_target_met(target, config.target_tolerance, config.width == "elastic")
+        result.require_target_met(config)
         standing = result.standing
         return {
             "target_ms": target,

@@ -28,7 +28,14 @@ from typing import Any
 import torch
 
 from .errors import TfnasError, named
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
+from .io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_output,
+    json_object,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +105,9 @@ class RunDir:
                 f"continue it, or choose another {named('out')}."
             )
         if self.config_file.exists():
-            saved = json.loads(self.config_file.read_text())
+            saved = read_json(self.config_file, "run configuration", TfnasError)
+            if not isinstance(saved, dict):
+                raise TfnasError(f"{self.config_file}: is not a tfnas run configuration.")
             defaults = json.loads(json.dumps(defaults or {}))
             saved = {k: v for k, v in saved.items() if k in config}
             saved |= {k: defaults.get(k) for k in config.keys() - saved.keys()}
@@ -209,12 +218,21 @@ class RunDir:
         """The checkpoint and the metrics rows of the epochs it holds; None without one."""
         if not self.checkpoint.exists():
             return None
-        state = torch.load(self.checkpoint, map_location=device, weights_only=True)
-        epoch = int(state["epoch"])
+        try:
+            state = torch.load(self.checkpoint, map_location=device, weights_only=True)
+            epoch = int(state["epoch"])
+        except Exception as exc:  # torch raises many types for a damaged file
+            raise TfnasError(
+                f"{self.checkpoint}: cannot be read as a {self.kind}'s checkpoint "
+                f"({type(exc).__name__}); the disk may have damaged it: delete it to start "
+                "the run over."
+            ) from None
         rows = []
         if self.metrics_file.exists():
             lines = self.metrics_file.read_text().splitlines()
-            rows = [r for r in (json.loads(x) for x in lines if x.strip()) if r["epoch"] < epoch]
+            parsed = (json_object(x) for x in lines)  # a damaged line is one row less
+            rows = [r for r in parsed if r and isinstance(r.get("epoch"), int)]
+            rows = [r for r in rows if r["epoch"] < epoch]
         return state, rows
 
 

@@ -166,6 +166,7 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
             args.calibrate,
             bar.update,
             on_knots=args.width_grid == "knots",
+            check_drift=not other_device,  # two devices' speeds are no drift of one
         )
     if args.calibrate:
         result.calibrated(table).save(args.lut)

@@ -60,9 +60,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not result.main_process:
         return 0  # under torchrun, the first process reports
     print(result.report(config.target_ms))
-    result.require_target_met(
-        config.target_ms, config.target_tolerance, elastic=config.width == "elastic"
-    )
+    result.require_target_met(config)
     return 0
 
 

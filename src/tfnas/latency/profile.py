@@ -51,12 +51,13 @@ def profile_network(
     reference = None
     other_device: list[str] = []
     if table is not None:
-        reference = table_reference(table, space)
-        if reference is None:
-            say_no_reference(table_source)
         other_device = fingerprint_differences(table.device, meter.fingerprint())
-        if other_device:
+        if other_device:  # the ratio of two devices' speeds is no drift: not corrected
             say_other_device(table_source, other_device)
+        else:
+            reference = table_reference(table, space)
+            if reference is None:
+                say_no_reference(table_source)
     net = Network(space, arch, classes, in_channels)
     timed = [(net, net.input_shape(1)[1:])]
     if reference is not None:  # in alternation with the network: the same moments for both

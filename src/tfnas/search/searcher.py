@@ -87,10 +87,13 @@ class SearchResult:
         """How far the predicted latency misses ``target_ms``: a signed fraction of it."""
         return (self.predicted_ms - target_ms) / target_ms
 
-    def require_target_met(self, target_ms: float, tolerance: float, elastic: bool) -> None:
-        """Raise :class:`TargetMissed` where the network misses the target by more than
-        ``tolerance``: with ``elastic`` widths, every architecture the search could reach from
-        what it learned lies farther off (the target falls in a gap between depths or ops)."""
+    def require_target_met(self, config: SearchConfig) -> None:
+        """Raise :class:`TargetMissed` where the network misses the target by more than the
+        search's tolerance: with elastic widths, every architecture the search could reach
+        from what it learned lies farther off (the target falls in a gap between depths or
+        ops)."""
+        target_ms, tolerance = config.target_ms, config.target_tolerance
+        elastic = config.width == "elastic"
         miss = self.miss(target_ms)
         if abs(miss) <= tolerance:
             return
