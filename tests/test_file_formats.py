@@ -111,3 +111,20 @@ def test_a_key_given_twice_in_an_architecture_file_is_refused(table_file, cli, t
     arch.write_text(text)
     result = cli("info", arch, "--space", table_file / "tiny.yaml")
     assert_user_error(result, str(arch), "'width' twice")
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("size: 8", "size: 100000", "'input.size'"),
+        ("classes: 3", "classes: 10000000", "'classes'"),
+        ("out: 8, blocks: 2, stride: 2", "out: 10000000, blocks: 2, stride: 2", "'stages[0].out'"),
+        ("blocks: 2, stride: 1", "blocks: 5000, stride: 1", "'stages[1].blocks'"),
+        ("head: {out: 16", "head: {out: 1000000", "'head.out'"),
+    ],
+)
+def test_a_space_of_absurd_sizes_is_refused_on_load(cli, tmp_path, old, new, field):
+    assert old in TINY_SPACE
+    space = tmp_path / "absurd.yaml"
+    space.write_text(TINY_SPACE.replace(old, new, 1))
+    assert_user_error(cli("space", "show", space), str(space), field, "must be at most")

@@ -453,3 +453,16 @@ def test_the_input_sweep_finds_nothing_in_the_quick_commands():
     summary = json.loads(done.stdout)
     assert summary["cases"] > 60 and summary["refused"] > 40
     assert summary["findings"] == [], summary["findings"]
+
+
+def test_sizes_beyond_memory_are_one_sentence(world, cli):
+    result = cli("info", world["arch"], "--space", world["space"], "--classes", "10000000000")
+    assert_user_error(result, "need more memory than this machine can give", "GiB")
+
+
+def test_a_cache_that_is_a_file_is_named(world, cli, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TFNAS_CACHE", str(blocker / "sub"))
+    result = cli("data", "show", world["data"])
+    assert_user_error(result, "TFNAS_CACHE", str(blocker), "is a file")

@@ -246,6 +246,13 @@ def test_import_official_tables_and_their_range(kind, low, high, imagenet, tmp_p
     assert cli("lut", "import-tfnas", source, "--out", out).code == 0
     result = cli("lut", "range", "--lut", out, "--json").json()
     assert (round(result["fastest_ms"], 2), round(result["slowest_ms"], 2)) == (low, high)
+    # the device is known by the file's content, not its name
+    renamed = tmp_path / "table.json"
+    renamed.write_bytes(source.read_bytes())
+    assert import_tfnas_table(renamed, imagenet).device == table.device != {"device": "unknown"}
+    posing = tmp_path / f"mine_{kind}.json"
+    posing.write_text(json.dumps({**json.loads(source.read_text()), "base": 1.0}))
+    assert import_tfnas_table(posing, imagenet).device == {"device": "unknown"}
     # a table value read back exactly as published
     published = json.loads(source.read_text())
     spec = imagenet.candidates(2, 1)[3]

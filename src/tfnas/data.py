@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
@@ -102,9 +103,17 @@ class ImageData:
 def cache_dir() -> Path:
     """Where tfnas keeps downloads and unpacked copies: $TFNAS_CACHE or ~/.cache/tfnas."""
     if os.environ.get("TFNAS_CACHE"):
-        return Path(os.environ["TFNAS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tfnas"
+        where, named_by = Path(os.environ["TFNAS_CACHE"]), "TFNAS_CACHE"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        where, named_by = Path(base) / "tfnas", "the cache folder"
+    for folder in (where, *where.parents):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(
+                f"{named_by} {where}: cannot be a folder, since {folder} is a file; point "
+                "TFNAS_CACHE at a folder tfnas may write."
+            )
+    return where
 
 
 # -- transforms ---------------------------------------------------------------------------------
@@ -280,6 +289,7 @@ class ListFileDataset(Dataset):
             self.samples.append((parts[0], int(parts[1])))
         if not self.samples:
             raise DataError(f"{list_file}: lists no images.")
+        _check_list_labels(list_file, self.samples)
         for rel, _ in (self.samples[0], self.samples[-1]):
             if not (self.root / rel).is_file():
                 raise DataError(
@@ -299,16 +309,65 @@ class ListFileDataset(Dataset):
         return image, label
 
 
+def _check_list_labels(list_file: Path, samples: list[tuple[str, int]]) -> None:
+    """A list file's labels are class indices 0..K-1, each used, each image listed once:
+    a label that skips classes would size the classifier for classes never seen, and an
+    image listed twice (with one label or two) would leak from the training split into
+    the held-out one, or contradict itself."""
+    seen: dict[str, int] = {}
+    for index, (rel, _) in enumerate(samples):
+        if rel in seen:
+            raise DataError(
+                f"{list_file}: lists {rel!r} twice (entries {seen[rel] + 1} and {index + 1}); "
+                "list every image once, with one label."
+            )
+        seen[rel] = index
+    used = {label for _, label in samples}
+    missing = sorted(set(range(max(used) + 1)) - used)
+    if len(used) < 2:
+        raise DataError(
+            f"{list_file}: lists one class only (label {min(used)}); a classifier needs at "
+            "least two."
+        )
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{list_file}: its labels run to {max(used)} but never use {shown}; labels are "
+            f"class indices 0 to K-1, each used (renumber them)."
+        )
+
+
 def load_image(path: str) -> Any:
     """An image file as an RGB PIL image; a file that cannot be decoded is one sentence
-    naming it, not a traceback deep in a DataLoader."""
+    naming it, not a traceback deep in a DataLoader. Images of more than 8 bits a channel
+    (16-bit grayscale PNGs, 32-bit integer or float images) are scaled to 8 bits, not
+    clipped: PIL's conversion to RGB would turn all of them white."""
     try:
-        return datasets.folder.pil_loader(path)
+        with open(path, "rb") as handle:
+            image = Image.open(handle)
+            image.load()
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+            image = _eight_bit(image)
+        return image.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"{path}: cannot be read as an image ({exc}); remove or replace it (checking the "
             "data, as `tfnas data show` does, lists every unreadable file)."
         ) from None
+
+
+def _eight_bit(image: Any) -> Any:
+    """A wide grayscale image scaled onto 0-255: 16-bit data by its full range (65535),
+    float data in [0, 1] by 255, anything else by its own maximum."""
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        scale = 65535.0
+    elif image.mode == "F" and top <= 1.0:
+        scale = 1.0
+    else:
+        scale = max(top, 255.0)
+    return Image.fromarray(np.clip(values / scale * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
 def image_files(data: ImageData) -> list[str]:
@@ -419,10 +478,6 @@ def open_dataset(
         )
         ds = ListFileDataset(path, Path(root) if root is not None else None, make(augment))
         classes = tuple(str(i) for i in range(ds.num_classes))
-        if len(classes) < 2:
-            raise DataError(
-                f"{path}: lists one class only (label 0); a classifier needs at least two."
-            )
         _hold_out(ds, split, path, "is one list file, not a train and a test list")
         return ImageData(str(path), split, ds, classes, make)
     raise DataError(
@@ -446,6 +501,13 @@ def _open_folder(
         folder = found[0]
         if split == "test":
             _check_same_classes(path / "train", folder)
+            if len(found) > 1 and str(path) not in _noted:
+                _noted.add(str(path))
+                print(
+                    f"note: {path} has both val/ and test/: tfnas evaluates on val/; test/ "
+                    "is not used (move it aside to evaluate on it).",
+                    file=sys.stderr,
+                )
     else:
         held_out = True
     make = partial(
@@ -462,9 +524,35 @@ def _open_folder(
             f"{folder}: holds one class only ({ds.classes[0]}); a classifier needs at least "
             "two class folders."
         )
+    _count_each_file_once(ds, folder)
     if held_out:
         _hold_out(ds, split, path, "has no train/ and val/ folders")
     return ImageData(str(folder), split, ds, tuple(ds.classes), make)
+
+
+def _count_each_file_once(ds: Any, folder: Path) -> None:
+    """Keep one path per image file: links inside the folder (a loop of them most of all)
+    reach the same files again and again, which would count them many times over and put
+    copies of training images into the held-out split."""
+    seen: set[str] = set()
+    kept = []
+    for sample in ds.samples:
+        real = os.path.realpath(sample[0])
+        if real not in seen:
+            seen.add(real)
+            kept.append(sample)
+    if len(kept) == len(ds.samples):
+        return
+    if str(folder) not in _noted:
+        _noted.add(str(folder))
+        print(
+            f"note: {folder}: {len(ds.samples) - len(kept)} of its {len(ds.samples)} image "
+            "paths reach a file another path reaches too (through links); each file is "
+            "counted once.",
+            file=sys.stderr,
+        )
+    ds.samples = ds.imgs = kept
+    ds.targets = [label for _, label in kept]
 
 
 def _check_same_classes(train: Path, evaluation: Path) -> None:

@@ -33,6 +33,12 @@ class DistContext:
         return self.world_size > 1
 
 
+def use_threads(threads: int | None) -> None:
+    """Run torch's CPU work on ``threads`` threads (None: torch's default, all cores)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto``: the GPU when torch sees one, else the CPU."""
     if name == "auto":

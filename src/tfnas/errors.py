@@ -65,6 +65,20 @@ class TargetMissed(TfnasError):
     exit_status = 3
 
 
+def user_error_of(exc: BaseException) -> TfnasError | None:
+    """The user error that an exception raised below tfnas stands for, or None (a bug):
+    an allocation the sizes asked for cannot get (torch's, or Python's ``MemoryError``)."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text:
+        asked = re.search(r"allocate (\d+) bytes", text)
+        amount = f"{int(asked.group(1)) / 2**30:,.1f} GiB in one piece" if asked else "memory"
+        return TfnasError(
+            "the sizes asked for (classes, batch size, widths or input size) need more memory "
+            f"than this machine can give ({amount}); ask for smaller ones."
+        )
+    return None
+
+
 class SettingError(TfnasError):
     """A setting (a config field or a function's argument) with a value no run can use.
 

@@ -357,6 +357,11 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return parse_space(text, source=str(path))
 
 
+# Bounds of a space's numbers: far beyond any network trained or timed on one machine, so
+# that a typo (an extra zero or three) is refused on load, not by an allocation later.
+LIMITS = {"pixels": 4096, "classes": 100_000, "channels": 16_384, "blocks": 64, "count": 1024}
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that names a key twice."""
 
@@ -417,7 +422,15 @@ class _SpaceParser:
                 raise self.fail(_join(where, key), "is missing")
         return data
 
-    def integer(self, data: dict, key: str, where: str, low: int = 1, default: Any = None) -> int:
+    def integer(
+        self,
+        data: dict,
+        key: str,
+        where: str,
+        low: int = 1,
+        default: Any = None,
+        high: int = LIMITS["count"],
+    ) -> int:
         value = data.get(key, default)
         path = _join(where, key)
         if value is None:
@@ -426,6 +439,10 @@ class _SpaceParser:
             raise self.fail(path, f"must be an integer, got {_show(value)}")
         if value < low:
             raise self.fail(path, f"must be at least {low}, got {value}")
+        if value > high:
+            raise self.fail(
+                path, f"must be at most {high} (no network of more is built here), got {value}"
+            )
         return value
 
     def boolean(self, data: dict, key: str, where: str, default: bool) -> bool:
@@ -496,11 +513,11 @@ class _SpaceParser:
         if not isinstance(description, str):
             raise self.fail("description", f"must be a string, got {_show(description)}")
         inp = self.mapping(top["input"], "input", ("size", "channels"), ("size",))
-        size = self.integer(inp, "size", "input")
+        size = self.integer(inp, "size", "input", high=LIMITS["pixels"])
         channels = self.integer(inp, "channels", "input", default=3)
         if channels not in IN_CHANNELS:
             raise self.fail("input.channels", f"must be 1 (grayscale) or 3 (RGB), got {channels}")
-        classes = self.integer(top, "classes", "", default=1000)
+        classes = self.integer(top, "classes", "", default=1000, high=LIMITS["classes"])
         stem = self.stem(top.get("stem", []))
         ops = self.ops(top["ops"], "ops") if "ops" in top else None
         se_ratio = self.fraction(top, "se_ratio", "", default="1/4")
@@ -518,7 +535,7 @@ class _SpaceParser:
             raise self.fail("stages", f"must be a non-empty list, got {_show(stages_data)}")
         stages = tuple(self.stage(s, f"stages[{i}]", ops) for i, s in enumerate(stages_data))
         head_data = self.mapping(top["head"], "head", ("out", "act", "dropout"), ())
-        head_out = self.integer(head_data, "out", "head", low=0, default=0)
+        head_out = self.integer(head_data, "out", "head", low=0, default=0, high=LIMITS["channels"])
         dropout = head_data.get("dropout", 0.0)
         if (
             isinstance(dropout, bool)
@@ -567,7 +584,7 @@ class _SpaceParser:
             layers.append(
                 StemLayer(
                     kind=kind,
-                    out_channels=self.integer(fields, "out", where),
+                    out_channels=self.integer(fields, "out", where, high=LIMITS["channels"]),
                     kernel=self.kernel(fields, "kernel", where, default=3),
                     stride=self.integer(fields, "stride", where, default=1),
                     act=self.act(fields, "act", where, default="relu"),
@@ -629,7 +646,7 @@ class _SpaceParser:
             ("out", "blocks", "stride", "act", "ops", "min_depth", "elastic"),
             ("out", "blocks"),
         )
-        blocks = self.integer(fields, "blocks", where)
+        blocks = self.integer(fields, "blocks", where, high=LIMITS["blocks"])
         min_depth = self.integer(fields, "min_depth", where, default=1)
         if min_depth > blocks:
             raise self.fail(
@@ -642,7 +659,7 @@ class _SpaceParser:
         else:
             ops = default_ops
         return StageSpec(
-            out_channels=self.integer(fields, "out", where),
+            out_channels=self.integer(fields, "out", where, high=LIMITS["channels"]),
             blocks=blocks,
             stride=self.integer(fields, "stride", where, default=1),
             act=self.act(fields, "act", where, default="relu"),

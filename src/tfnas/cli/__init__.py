@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import TfnasError
+from ..errors import TfnasError, user_error_of
 from . import inspect, lut, runs, workflows
 from .arguments import (
     Parser,
@@ -59,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except TfnasError as exc:
+    except (TfnasError, MemoryError, RuntimeError) as caught:
+        exc = caught if isinstance(caught, TfnasError) else user_error_of(caught)
+        if exc is None:
+            raise
         text = exc.render(lambda setting: flag_of(args.flags, setting))
         print(f"tfnas: error: {one_sentence(text)}", file=sys.stderr)
         return exc.exit_status

@@ -25,8 +25,7 @@ _RUNTIME_OPTIONS = {"resume", "threads", "verbose", "help"}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    import torch
-
+    from ..distributed import use_threads
     from ..search.searcher import saved_search_config, search
 
     if args.resume:
@@ -54,8 +53,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             target_ms=target_ms,
             **settings_given(args, SearchConfig),
         )
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     result = search(config, run_dir, resume=bool(args.resume))
     if not result.main_process:
         return 0  # under torchrun, the first process reports
@@ -65,13 +63,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
+    from ..distributed import use_threads
     from ..rundir import BEST_WEIGHTS
     from ..train import train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     config = TrainConfig(arch=args.arch, **settings_given(args, TrainConfig))
     result = train(config, args.out, resume=args.resume)
     if not result.main_process:
@@ -108,7 +104,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_network
 
     check_output(args.out, "out", "file")
-
     net, space = trained_network(args.arch, args.weights, args.space)
     check = export_network(
         net,

@@ -26,10 +26,9 @@ from .output import print_json
 def _pipeline_config(args: argparse.Namespace, **target: Any):
     """The pipeline settings of ``tfnas pipeline`` and ``tfnas sweep`` (``target``: the
     target_ms / target_fraction fields, when the command has them)."""
-    import torch
+    from ..distributed import use_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     # the one --precision and --deterministic of the pipeline go to both steps
     shared = settings_given(args, SearchConfig, only=("precision", "deterministic"))
     return PipelineConfig(

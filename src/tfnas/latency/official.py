@@ -7,6 +7,8 @@ The published files map ``MBInvertedResBlock_{res}_{in}_{se}_{out}_k{k}_s{s}_{ac
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,12 @@ from ..io import read_json
 from ..space import SearchSpace, load_space
 from .table import LatencyTable, LatencyTableError, table_from_dict
 
+# The published files, known by their content (sha256), not their names: a renamed copy is
+# still known, a file of the user's named like one is not taken for it.
+_PUBLISHED = {
+    "a88996ee47bc80537f32574ac6519e7fb2e3b919b0478319bd23c1ebd30f0c65": "gpu",  # latency_gpu
+    "160e35211fd762b7330ead7a9a97a44bf20de46295da92a3e64df1bbacfef5a6": "cpu",  # latency_cpu
+}
 # What the tables' own README says about how each was measured.
 _KNOWN_SOURCES = {
     "gpu": {
@@ -41,8 +49,14 @@ def import_tfnas_table(path: str | Path, space: SearchSpace | None = None) -> La
     if not isinstance(data, dict) or "base" not in data:
         raise LatencyTableError(f"{path}: is not one of the paper's tables (no 'base' entry).")
     entries = {k: v for k, v in data.items() if k != "base"}
-    kind = "gpu" if "gpu" in path.name.lower() else "cpu" if "cpu" in path.name.lower() else None
+    kind = _PUBLISHED.get(hashlib.sha256(path.read_bytes()).hexdigest())
     device: dict[str, Any] = dict(_KNOWN_SOURCES.get(kind, {"device": "unknown"}))
+    if kind is None:
+        print(
+            f"note: {path} is in the paper's format but is not one of its published files; "
+            "the device it was measured on is not known (recorded as 'unknown').",
+            file=sys.stderr,
+        )
     table = table_from_dict(
         {
             "format": "tfnas-latency-table",
