@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import logging
 import os
 import shutil
 import sys
@@ -36,8 +35,6 @@ from .io import (
     json_object,
     read_json,
 )
-
-log = logging.getLogger(__name__)
 
 # The files of a run directory, named here only.
 CONFIG_FILE = "config.json"  # every setting that decides the run's result
