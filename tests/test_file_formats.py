@@ -41,7 +41,7 @@ TABLE_CASES = [
     (("calibration",), {"scale": -1.0, "offset_ms": 0.0}, "'calibration.scale'"),
     (("calibration",), {"scale": 0.0, "offset_ms": 0.1}, "'calibration.scale'"),
     (("calibration",), {"scale": "1", "offset_ms": 0.0}, "'calibration.scale'"),
-    (("calibration",), {"scale": 1.0, "offset_ms": 0.0, "fudge": 2}, "'calibration.fudge'"),
+    (("calibration",), {"scale": 1.0, "offset_ms": 0.0, "fudge": 2}, "unknown key 'fudge'"),
     (("base",), -4.6, "'base'"),
     (("base",), float("nan"), "'base'"),
     (("base",), True, "'base'"),
@@ -128,3 +128,58 @@ def test_a_space_of_absurd_sizes_is_refused_on_load(cli, tmp_path, old, new, fie
     space = tmp_path / "absurd.yaml"
     space.write_text(TINY_SPACE.replace(old, new, 1))
     assert_user_error(cli("space", "show", space), str(space), field, "must be at most")
+
+
+@pytest.fixture(scope="module")
+def plan_dir(table_file):
+    from tfnas.latency.plan import write_plan
+
+    space = load_space(table_file / "tiny.yaml")
+    write_plan(
+        space, table_file / "plan", width_step=16, space_source=str(table_file / "tiny.yaml")
+    )
+    return table_file / "plan"
+
+
+PLAN_CASES = [
+    (("entries", 0, "file"), "../../etc/passwd", "inside the plan's directory"),
+    (("entries", 0, "file"), "/etc/passwd", "inside the plan's directory"),
+    (("entries", 1, "sha256"), "abc", "'entries[1].sha256' (entry 2)"),
+    (("entries", 0, "timing"), "fast", "'entries[0].timing' (entry 1)"),
+    (("entries", 0, "input_shape"), [1, 0, 8, 8], "'entries[0].input_shape[1]'"),
+    (("batch_size",), 0, "'batch_size'"),
+    (("model_format",), "tflite", "'model_format'"),
+    (("entries", 0, "surprise"), 1, "unknown key 'surprise'"),
+]
+
+
+@pytest.mark.parametrize("where, value, fragment", PLAN_CASES)
+def test_a_malformed_manifest_is_one_sentence_naming_the_field(
+    plan_dir, cli, tmp_path, where, value, fragment
+):
+    import shutil
+
+    plan = tmp_path / "plan"
+    shutil.copytree(plan_dir, plan)
+    data = json.loads((plan / "manifest.json").read_text())
+    _set(data, where, value)
+    (plan / "manifest.json").write_text(json.dumps(data))
+    measured = tmp_path / "m.csv"
+    measured.write_text("job,ms\n" + "".join(f"{e['job']},1.0\n" for e in data["entries"]))
+    result = cli("lut", "assemble", "--plan", plan, "--measurements", measured, "--out",
+                 tmp_path / "t.json")  # fmt: skip
+    assert_user_error(result, str(plan / "manifest.json"), fragment)
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_manifest_listing_a_job_twice_is_refused(plan_dir, cli, tmp_path):
+    import shutil
+
+    plan = tmp_path / "plan"
+    shutil.copytree(plan_dir, plan)
+    data = json.loads((plan / "manifest.json").read_text())
+    data["entries"].append(dict(data["entries"][0]))
+    (plan / "manifest.json").write_text(json.dumps(data))
+    result = cli("lut", "assemble", "--plan", plan, "--measurements", tmp_path / "m.csv",
+                 "--out", tmp_path / "t.json")  # fmt: skip
+    assert_user_error(result, "twice")

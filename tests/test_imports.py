@@ -81,15 +81,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # The package's layers, bottom up (docs/architecture.md): a module may import from its own
 # layer or one below it, never from one above.
 LAYERS = (
-    ("errors", "options", "checks", "io", "schedules", "text"),
+    ("errors", "options", "checks", "io", "schedules", "text", "schema"),
     ("search.config", "train_config", "pipeline_config"),
-    ("block", "space", "arch"),
+    ("block", "space", "arch_schema", "arch"),
     ("nn", "nn.blocks", "nn.network", "nn.supernet", "nn.batchnorm", "complexity", "export"),
     ("data", "loader"),
     ("latency", "latency.table", "latency.drift", "latency.jobs", "latency.journal",
      "latency.measure", "latency.plan", "latency.external", "latency.build", "latency.meters",
      "latency.check", "latency.official", "latency.profile", "latency.policy",
-     "latency.settings", "latency.stability", "latency.table_schema"),
+     "latency.settings", "latency.stability", "latency.table_schema", "latency.plan_schema"),
     ("rundir", "distributed", "precision", "memory", "engine"),
     ("search", "search.sampling", "search.steps", "search.elastic", "search.projection",
      "search.selection", "search.path_score", "search.derive", "search.searcher"),

@@ -8,19 +8,18 @@ different network.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .arch_schema import ARCH_FORMAT, ARCH_VERSION, ArchitectureFile
 from .block import BlockSpec, OpSpec
 from .errors import ArchitectureError
 from .io import atomic_write_json, read_json
+from .schema import block_place
+from .schema import validate as validate_record
 from .space import SearchSpace, space_of_file
-
-ARCH_FORMAT = "tfnas-architecture"
-ARCH_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -114,76 +113,26 @@ def validate(arch: Architecture, space: SearchSpace, source: str = "architecture
 
 
 def architecture_from_dict(data: Any, source: str = "architecture") -> Architecture:
-    """Build an :class:`Architecture` from parsed JSON, checking its shape (not its space)."""
-
-    def fail(where: str, reason: str) -> ArchitectureError:
-        # JSON positions count from 0; the block is also said as every other message says
-        # it, from 1
-        found = re.match(r"stages\[(\d+)\](?:\.blocks\[(\d+)\])?", where)
-        at = ""
-        if found:
-            stage, block = found.groups()
-            at = f" (stage {int(stage) + 1}" + (f" block {int(block) + 1})" if block else ")")
-        return ArchitectureError(f"{source}: field '{where}'{at} {reason}.")
-
-    def unknown(obj: dict, known: tuple[str, ...], where: str) -> None:
-        extra = sorted(set(obj) - set(known))
-        if extra:
-            raise fail(
-                where or "(top level)",
-                f"has unknown key(s) {', '.join(map(repr, extra))} (known: {', '.join(known)})",
-            )
+    """Build an :class:`Architecture` from parsed JSON, checked by the file's declared format
+    (:mod:`tfnas.arch_schema`; not against its space)."""
 
     if not isinstance(data, dict):
         raise ArchitectureError(f"{source}: must hold a JSON object, not {type(data).__name__}.")
-    unknown(data, ("format", "version", "space", "stages", "info"), "")
     if data.get("format") != ARCH_FORMAT:
-        raise fail("format", f"must be '{ARCH_FORMAT}', got {data.get('format')!r}")
-    if data.get("version") != ARCH_VERSION:
-        raise fail(
-            "version",
-            f"must be {ARCH_VERSION} (this tfnas reads version {ARCH_VERSION}), "
-            f"got {data.get('version')!r}",
+        raise ArchitectureError(
+            f"{source}: field 'format' must be '{ARCH_FORMAT}', got {data.get('format')!r}."
         )
-    space = data.get("space")
-    if not isinstance(space, dict) or not all(
-        isinstance(space.get(k), str) for k in ("name", "hash")
-    ):
-        raise fail("space", "must be an object with string fields 'name' and 'hash'")
-    stages_data = data.get("stages")
-    if not isinstance(stages_data, list) or not stages_data:
-        raise fail("stages", "must be a non-empty list")
-    stages = []
-    for s, stage in enumerate(stages_data):
-        where = f"stages[{s}]"
-        if not isinstance(stage, dict) or not isinstance(stage.get("blocks"), list):
-            raise fail(where, "must be an object with a list 'blocks'")
-        unknown(stage, ("depth", "blocks"), where)
-        depth = stage.get("depth")
-        if not _is_int(depth):
-            raise fail(f"{where}.depth", f"must be an integer, got {depth!r}")
-        if depth != len(stage["blocks"]):
-            raise fail(
-                f"{where}.depth", f"is {depth} but the stage lists {len(stage['blocks'])} blocks"
-            )
-        choices = []
-        for j, block in enumerate(stage["blocks"]):
-            bw = f"{where}.blocks[{j}]"
-            if not isinstance(block, dict):
-                raise fail(bw, "must be an object")
-            unknown(block, ("kernel", "expansion", "se", "width"), bw)
-            for key in ("kernel", "expansion", "width"):
-                if not _is_int(block.get(key)):
-                    raise fail(f"{bw}.{key}", f"must be an integer, got {block.get(key)!r}")
-            if not isinstance(block.get("se", False), bool):
-                raise fail(f"{bw}.se", f"must be true or false, got {block.get('se')!r}")
-            op = OpSpec(block["kernel"], block["expansion"], block.get("se", False))
-            choices.append(BlockChoice(op, block["width"]))
-        stages.append(tuple(choices))
-    info = data.get("info", {})
-    if not isinstance(info, dict):
-        raise fail("info", "must be an object")
-    return Architecture(space["name"], space["hash"], tuple(stages), info)
+    if data.get("version") != ARCH_VERSION:
+        raise ArchitectureError(
+            f"{source}: field 'version' must be {ARCH_VERSION} (this tfnas reads version "
+            f"{ARCH_VERSION}), got {data.get('version')!r}."
+        )
+    record = validate_record(ArchitectureFile, data, source, ArchitectureError, block_place)
+    stages = tuple(
+        tuple(BlockChoice(OpSpec(b.kernel, b.expansion, b.se), b.width) for b in stage.blocks)
+        for stage in record.stages
+    )
+    return Architecture(record.space.name, record.space.hash, stages, dict(record.info))
 
 
 def load_architecture(
@@ -232,7 +181,3 @@ def uniform_architecture(
             choices.append(BlockChoice(op, w))
         stages.append(tuple(choices))
     return validate(Architecture(space.name, space.hash, tuple(stages)), space)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
+
+from ..schema import OpenRecord, Record, validate
 
 LUT_FORMAT = "tfnas-latency-table"
 LUT_VERSION = 1
@@ -27,49 +29,35 @@ Knots = Annotated[dict[str, Ms], Field(min_length=1)]  # width (a string, in JSO
 _WIDTH = re.compile(r"[1-9][0-9]*")
 
 
-class _Record(BaseModel):
-    """A record whose fields are all declared: an unknown key is refused, no type coerced
-    (a number written as a string is an error, an int where a float goes is fine)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _OpenRecord(BaseModel):
-    """A record of which some fields are declared and checked; others are kept as they are
-    (what a newer tfnas or a user's runner added)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class SpaceRecord(_Record):
+class SpaceRecord(Record):
     name: str
     hash: str
 
 
-class CalibrationRecord(_Record):
+class CalibrationRecord(Record):
     scale: Annotated[float, Field(allow_inf_nan=False, gt=0)]
     offset_ms: Ms
     archs: Annotated[int, Field(ge=0)] = 0
     per_block_ms: Ms = 0.0
 
 
-class PolicyRecord(_OpenRecord):
+class PolicyRecord(OpenRecord):
     rounds: Annotated[int, Field(ge=1)] = 1
     statistic: str | None = None
 
 
-class ReferenceRecord(_OpenRecord):
+class ReferenceRecord(OpenRecord):
     ms: PositiveMs
     arch: dict[str, Any]
     measured_at: str | None = None
 
 
-class CallOverheadRecord(_OpenRecord):
+class CallOverheadRecord(OpenRecord):
     ms: Annotated[float, Field(allow_inf_nan=False, ge=0, lt=TOO_LONG_MS)]
     model: Literal["none", "call", "intercepts"] = "none"
 
 
-class MetaRecord(_OpenRecord):
+class MetaRecord(OpenRecord):
     policy: PolicyRecord | None = None
     reference: ReferenceRecord | None = None
     call_overhead: CallOverheadRecord | None = None
@@ -78,7 +66,7 @@ class MetaRecord(_OpenRecord):
     in_channels: Annotated[int, Field(ge=1)] | None = None
 
 
-class TableFile(_Record):
+class TableFile(Record):
     format: Literal["tfnas-latency-table"]
     version: Literal[1]
     space: SpaceRecord
@@ -113,24 +101,7 @@ def validate_table_file(data: Any, source: str, error: type[Exception]) -> Table
             f"{source}: field 'format' must be '{LUT_FORMAT}', got {data.get('format')!r} "
             "(import the paper's tables with 'tfnas lut import-tfnas')."
         )
-    try:
-        return TableFile.model_validate(data)
-    except ValidationError as exc:
-        raise error(f"{source}: {describe_problem(exc)}.") from None
+    return validate(TableFile, data, source, error)
 
 
-def describe_problem(exc: ValidationError) -> str:
-    """A validation error's first problem as a clause: the field, what is wrong, the value."""
-    problem = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in problem["loc"])
-    message = problem["msg"]
-    if problem["type"] == "value_error":
-        message = message.removeprefix("Value error, ")
-        return f"field '{where}': {message}"
-    value = repr(problem["input"])
-    shown = "" if problem["type"] == "missing" else f", got {value[:60]}{'...' * (len(value) > 60)}"
-    message = message[:1].lower() + message[1:]
-    return f"field '{where}': {message}{shown}"
-
-
-__all__ = ["LUT_FORMAT", "LUT_VERSION", "TableFile", "describe_problem", "validate_table_file"]
+__all__ = ["LUT_FORMAT", "LUT_VERSION", "TableFile", "validate_table_file"]
