@@ -71,3 +71,9 @@ def test_both_val_and_test_say_which_is_used(tmp_path, cli):
     result = cli("data", "show", tmp_path / "d")
     assert result.code == 0, result.err
     assert "both val/ and test/" in result.err and "evaluates on val/" in result.err
+
+
+@pytest.mark.parametrize("label", ["²", "٣", "-1", "1.0", "0x1"])
+def test_a_label_that_is_not_a_plain_number_is_refused(tmp_path, cli, label):
+    listing = _list(tmp_path, ["img/cat/0.png 0", f"img/dog/0.png {label}"])
+    assert_user_error(cli("data", "show", listing), str(listing), "line 2")

@@ -183,3 +183,61 @@ def test_a_manifest_listing_a_job_twice_is_refused(plan_dir, cli, tmp_path):
     result = cli("lut", "assemble", "--plan", plan, "--measurements", tmp_path / "m.csv",
                  "--out", tmp_path / "t.json")  # fmt: skip
     assert_user_error(result, "twice")
+
+
+def test_a_calibration_into_a_table_that_cannot_be_written_is_refused_first(
+    table_file, cli, tmp_path, monkeypatch
+):
+    import os
+    import shutil
+
+    shutil.copy(table_file / "lut.json", tmp_path / "lut.json")
+    real_access = os.access
+    monkeypatch.setattr(  # as a read-only place looks (root may write anywhere else)
+        os, "access", lambda p, mode: str(p) != str(tmp_path) and real_access(p, mode)
+    )
+    result = cli("lut", "check", "--lut", tmp_path / "lut.json", "--space",
+                 table_file / "tiny.yaml", "--archs", "3", "--calibrate")  # fmt: skip
+    assert_user_error(result, "--lut", "cannot be written")
+
+
+def test_a_write_that_fails_late_is_one_sentence(tmp_path, monkeypatch):
+    import tempfile
+
+    from tfnas.errors import TfnasError
+    from tfnas.io import atomic_write_json
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(TfnasError, match="cannot be written .No space left on device"):
+        atomic_write_json(tmp_path / "x.json", {})
+
+
+def _measurements(plan_dir, path, first_ms, as_json=False):
+    jobs = [e["job"] for e in json.loads((plan_dir / "manifest.json").read_text())["entries"]]
+    values = [first_ms] + ["1.0"] * (len(jobs) - 1)
+    if as_json:
+        lines = [f'{{"job": "{j}", "ms": {ms}}}' for j, ms in zip(jobs, values, strict=True)]
+    else:
+        lines = ["job,ms"] + [f"{j},{ms}" for j, ms in zip(jobs, values, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "ms, as_json, line",
+    [("1_000", False, 2), ("١٫٥", False, 2), (" nan", False, 2), ("true", True, 1),
+     ('"2.0"', True, 1)],
+)  # fmt: skip
+def test_a_latency_that_is_not_a_plain_number_is_refused(
+    plan_dir, cli, tmp_path, ms, as_json, line
+):
+    measured = _measurements(plan_dir, tmp_path / "m.txt", ms, as_json)
+    result = cli("lut", "assemble", "--plan", plan_dir, "--measurements", measured,
+                 "--out", tmp_path / "t.json")  # fmt: skip
+    if ms == '"2.0"':  # a decimal string in JSON is the number it spells
+        assert result.code == 0, result.err
+        return
+    assert_user_error(result, f"line {line}", "positive, finite number")

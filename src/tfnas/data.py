@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -259,6 +260,9 @@ class TensorImageDataset(Dataset):
         return image, int(self.targets[index])
 
 
+_LABEL = re.compile(r"[0-9]+")  # ASCII digits: "²" and "٣" are digits to str.isdigit
+
+
 class ListFileDataset(Dataset):
     """The paper's list files: ``relative/path label`` per line, paths under ``root``."""
 
@@ -281,7 +285,7 @@ class ListFileDataset(Dataset):
             if not line or line.startswith("#"):
                 continue
             parts = line.rsplit(maxsplit=1)
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
+            if len(parts) != 2 or not _LABEL.fullmatch(parts[1]):
                 raise DataError(
                     f"{list_file}: line {number} must be 'relative/path label' with a "
                     f"non-negative integer label, got {line[:60]!r}."

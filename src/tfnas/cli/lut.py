@@ -150,6 +150,8 @@ def cmd_lut_check(args: argparse.Namespace) -> int:
     from ..latency.table import load_table_and_space
 
     table, space = load_table_and_space(args.lut, args.space)
+    if args.calibrate:  # the calibration goes into the table: writable, before measuring
+        check_output(args.lut, "lut", "file")
     meter = table_meter(table, runner=runner_of(args))
     other_device = fingerprint_differences(table.device, meter.fingerprint())
     if other_device:

@@ -275,10 +275,18 @@ def _records(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
         yield reader.line_num, record
 
 
+# a number as a CSV writes one, in ASCII (float() would also take "1_000", "١٫٥" or " nan ")
+_DECIMAL = re.compile(r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _latency(value: Any) -> float | None:
-    try:
+    """A positive, finite number of ms: a JSON number (not true or false) or a decimal
+    string, else None."""
+    if isinstance(value, str):
+        ms = float(value) if _DECIMAL.fullmatch(value.strip()) else math.nan
+    elif isinstance(value, int | float) and not isinstance(value, bool):
         ms = float(value)
-    except (TypeError, ValueError):
+    else:
         return None
     return ms if math.isfinite(ms) and ms > 0 else None
 
