@@ -1,6 +1,9 @@
 """Every command of the tfnas CLI fed bad input, as a user could type it: each numeric option
 with 0, -1, NaN and infinity, each path option with a missing path, a directory, an empty
-file and a file of garbage, each on an otherwise valid command line of a tiny space.
+file and a file of garbage, and with the valid input itself under a hostile name (a folder
+named with ``;``, ``$(...)``, backticks and quotes) and, for a JSON or YAML file, with a key
+given twice; each on an otherwise valid command line of a tiny space. A case that creates
+the file ``INJECTED`` anywhere is a finding.
 
 A case passes when tfnas either refuses it with one sentence and exit status 2, leaving no
 output behind, or runs it (exit 0) because the value is valid. Anything else (a traceback,
@@ -198,7 +201,7 @@ def cases(world: dict[str, str], bad: dict[str, str]):
                     positional = {"arch": world["A"], "data": world["D"], "run_dir": world["R"],
                                   "space": world["S"]}.get(action.dest)  # fmt: skip
                     if positional and positional in base:
-                        for what, value in bad.items():
+                        for what, value in {**bad, **variants(positional)}.items():
                             yield (
                                 name,
                                 f"{action.dest.upper()} = {what}",
@@ -212,8 +215,53 @@ def cases(world: dict[str, str], bad: dict[str, str]):
                 for value in NUMBERS:
                     yield name, f"{option} {value}", replace_option(base, option, value)
             elif is_path_option(action) and not action.choices:
-                for what, value in bad.items():
+                valid = base[base.index(option) + 1] if option in base else None
+                for what, value in {**bad, **variants(valid)}.items():
                     yield name, f"{option} = {what}", replace_option(base, option, value)
+
+
+# a folder name with every shell metacharacter a name can hold
+HOSTILE = "inj;touch INJECTED;x $(touch INJECTED) `touch INJECTED` 'q"
+
+
+def variants(valid: str | None) -> dict[str, str]:
+    """Inputs made from a valid one: the same file (or folder, or output) under a hostile
+    name, and, for a JSON or YAML file, the same file with a key given twice. Resolved per
+    case by :func:`materialise`."""
+    if valid is None:
+        return {}
+    out = {"a hostile name": f"{{HOSTILE}}{valid}"}
+    if Path(valid).suffix in (".json", ".yaml") and Path(valid).is_file():
+        out["a key given twice"] = f"{{DUPKEY}}{valid}"
+    return out
+
+
+def materialise(value: str, case: Path) -> str:
+    """The path a {HOSTILE} or {DUPKEY} input stands for, made under ``case``."""
+    import shutil
+
+    for marker in ("{HOSTILE}", "{DUPKEY}"):
+        if not value.startswith(marker):
+            continue
+        valid = value[len(marker) :]
+        source = Path(valid.replace("{OUT}", "out"))
+        target = case / (HOSTILE if marker == "{HOSTILE}" else "dup") / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if "{OUT}" in valid:  # an output: a hostile folder to write into
+            return str(case / HOSTILE / Path(valid).name.replace("{OUT}", "out"))
+        if source.is_dir():
+            shutil.copytree(source, target)
+        elif marker == "{HOSTILE}":
+            shutil.copy2(source, target)
+        elif source.suffix == ".json":  # the first key of the top object twice
+            text = source.read_text()
+            key = text.split('"', 2)[1]
+            target.write_text(text.replace("{", f'{{"{key}": null, ', 1))
+        else:  # YAML: the first top-level key twice
+            text = source.read_text().lstrip("\n")
+            target.write_text(text.splitlines()[0] + "\n" + text)
+        return str(target)
+    return value
 
 
 def run_case(argv: list[str], out: Path) -> dict:
@@ -314,7 +362,13 @@ def main_sweep() -> None:
             lut_copy = case / "lut-copy.json"
             lut_copy.write_text(Path(world["L"]).read_text())
             argv = [a.replace("{LUTCOPY}", str(lut_copy)).replace("{CASE}", str(i)) for a in argv]
+            argv = [materialise(a, case) for a in argv]
             result = run_case(argv, root / "outs" / f"case{i}")
+            injected = [*root.rglob("INJECTED"), *Path.cwd().glob("INJECTED")]
+            if injected:  # a file name ran a command: the worst finding there is
+                result.update(outcome="finding", message=f"created {injected[0]}")
+                for path in injected:
+                    path.unlink()
             result.update(command=command, input=what)
             results.append(result)
             print(f"{command:12s} {what:32s} {result['outcome']}", file=sys.stderr, flush=True)

@@ -128,3 +128,20 @@ def test_a_target_outside_the_range_shows_it_to_the_digits_that_matter(gapped, c
     slowest = latency_range(space, table).slowest_ms
     result = search(cli, root, tmp_path / "s", "--target-ms", f"{slowest * 1.0001:.6g}")
     assert_user_error(result, f"{slowest:.6g} ms")
+
+
+def test_a_sweep_goes_on_past_a_target_it_cannot_meet(gapped, cli, tmp_path):
+    root, space, table = gapped
+    below, above = reach(space, table, 1)[1], reach(space, table, 2)[0]
+    in_gap = below + 0.3 * (above - below)
+    reachable = sum(reach(space, table, 2)) / 2  # amid what two blocks reach
+    result = cli("sweep", "--space", root / "gapped.yaml", "--lut", root / "lut.json",
+                 "--data", f"fashion-mnist:{root / 'fm'}", "--targets",
+                 f"{in_gap:.5f},{reachable:.5f}", "--search-epochs", "2", "--search-batch-size",
+                 "8", "--train-epochs", "1", "--train-batch-size", "8", "--calibrate-archs", "0",
+                 "--threads", "1", "--out", tmp_path / "sweep")  # fmt: skip
+    assert result.code == 3, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert "1 of the sweep's 2 targets" in last and "--search-target-tolerance" in last
+    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [r["target"] for r in rows] == [f"{float(f'{reachable:.5f}'):g} ms"]

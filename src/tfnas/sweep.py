@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import TfnasError, named
+from .errors import TargetMissed, TfnasError, named
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_output
 from .pipeline import Pipeline, ensure_table
 from .pipeline_config import PipelineConfig
@@ -80,13 +80,26 @@ def run_sweep(
         ensure_table(base, space, log or (lambda line: None), runner, accept_busy_table)
         for _, _, pipeline in pipelines:
             pipeline.check_inputs()  # now every target against the table's range
-    rows = []
+    rows, missed = [], []
     for i, (label, sub, pipeline) in enumerate(pipelines, 1):
         if log:
             log(f"== target {i} of {len(configs)}: {label} ({sub})")
-        s = pipeline.run().to_dict()
+        try:
+            s = pipeline.run().to_dict()
+        except TargetMissed:  # the other targets may be reachable: on to them
+            missed.append(label)
+            if log:
+                log(f"target {label}: missed by more than the tolerance; on to the next")
+            continue
         rows.append({"target": label, **{k: s[k] for k in COLUMNS if k in s}, "run_dir": str(sub)})
         _write(run_dir, rows)
+    if missed:
+        raise TargetMissed(
+            f"{len(missed)} of the sweep's {len(configs)} targets ({', '.join(missed)}) could "
+            f"not be met within {named('search.target_tolerance')}, so no network was "
+            f"retrained for them (each target's search/arch.json says where it landed); the "
+            f"other targets are in {run_dir / 'sweep.csv'}."
+        )
     return rows
 
 
