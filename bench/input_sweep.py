@@ -228,12 +228,18 @@ def variants(valid: str | None) -> dict[str, str]:
     """Inputs made from a valid one: the same file (or folder, or output) under a hostile
     name, and, for a JSON or YAML file, the same file with a key given twice. Resolved per
     case by :func:`materialise`."""
-    if valid is None:
-        return {}
+    if valid is None or not ("{OUT}" in valid or Path(_path_of(valid)).exists()):
+        return {}  # a built-in name (a space, a dataset): no file to rename
     out = {"a hostile name": f"{{HOSTILE}}{valid}"}
     if Path(valid).suffix in (".json", ".yaml") and Path(valid).is_file():
         out["a key given twice"] = f"{{DUPKEY}}{valid}"
     return out
+
+
+def _path_of(value: str) -> str:
+    """The path in a data source ``NAME:DIR``, else ``value`` itself."""
+    _, sep, rest = value.partition(":")
+    return rest if sep and not Path(value).exists() and Path(rest).exists() else value
 
 
 def materialise(value: str, case: Path) -> str:
@@ -244,6 +250,8 @@ def materialise(value: str, case: Path) -> str:
         if not value.startswith(marker):
             continue
         valid = value[len(marker) :]
+        prefix = valid[: len(valid) - len(_path_of(valid))]  # "fashion-mnist:" or ""
+        valid = valid[len(prefix) :]
         source = Path(valid.replace("{OUT}", "out"))
         target = case / (HOSTILE if marker == "{HOSTILE}" else "dup") / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +268,7 @@ def materialise(value: str, case: Path) -> str:
         else:  # YAML: the first top-level key twice
             text = source.read_text().lstrip("\n")
             target.write_text(text.splitlines()[0] + "\n" + text)
-        return str(target)
+        return prefix + str(target)
     return value
 
 
