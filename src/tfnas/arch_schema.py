@@ -9,17 +9,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from .schema import Record
+from .schema import Count, Record, SpaceRecord
 
 ARCH_FORMAT = "tfnas-architecture"
 ARCH_VERSION = 1
-
-Count = Annotated[int, Field(ge=1)]
-
-
-class SpaceRecord(Record):
-    name: str
-    hash: str
 
 
 class BlockRecord(Record):

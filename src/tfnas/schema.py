@@ -13,9 +13,9 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,6 +32,16 @@ class OpenRecord(BaseModel):
     (what a newer tfnas or a user's runner added)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+
+
+Count = Annotated[int, Field(ge=1)]  # a number of things, at least one
+
+
+class SpaceRecord(Record):
+    """The space a file belongs to, as every file names it: its name and content hash."""
+
+    name: str
+    hash: str
 
 
 def validate(
@@ -119,4 +129,12 @@ def block_place(where: str) -> str:
     return f" (stage {int(stage) + 1}" + (f" block {int(block) + 1})" if block else ")")
 
 
-__all__ = ["OpenRecord", "Record", "block_place", "describe_problem", "validate"]
+__all__ = [
+    "Count",
+    "OpenRecord",
+    "Record",
+    "SpaceRecord",
+    "block_place",
+    "describe_problem",
+    "validate",
+]

@@ -12,17 +12,13 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..options import MODEL_FORMATS
-from ..schema import Record
+from ..schema import Count, Record, SpaceRecord
 
 PLAN_FORMAT = "tfnas-latency-plan"
 PLAN_VERSION = 1
 
-Count = Annotated[int, Field(ge=1)]
 
-
-class PlanSpaceRecord(Record):
-    name: str
-    hash: str
+class PlanSpaceRecord(SpaceRecord):
     source: str
 
 

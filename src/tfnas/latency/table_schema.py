@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..schema import OpenRecord, Record, validate
+from ..schema import OpenRecord, Record, SpaceRecord, validate
 
 LUT_FORMAT = "tfnas-latency-table"
 LUT_VERSION = 1
@@ -27,11 +27,6 @@ Ms = Annotated[float, Field(allow_inf_nan=False, gt=-TOO_LONG_MS, lt=TOO_LONG_MS
 PositiveMs = Annotated[float, Field(allow_inf_nan=False, gt=0, lt=TOO_LONG_MS)]
 Knots = Annotated[dict[str, Ms], Field(min_length=1)]  # width (a string, in JSON) -> ms
 _WIDTH = re.compile(r"[1-9][0-9]*")
-
-
-class SpaceRecord(Record):
-    name: str
-    hash: str
 
 
 class CalibrationRecord(Record):
