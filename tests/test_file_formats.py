@@ -241,3 +241,15 @@ def test_a_latency_that_is_not_a_plain_number_is_refused(
         assert result.code == 0, result.err
         return
     assert_user_error(result, f"line {line}", "positive, finite number")
+
+
+def test_files_nested_beyond_reason_are_one_sentence(table_file, cli, tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nstem: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_user_error(cli("space", "show", deep), str(deep), "nests deeper")
+    arch = tmp_path / "deep.json"
+    arch.write_text(
+        '{"format": "tfnas-architecture", "info": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
+    result = cli("info", arch, "--space", table_file / "tiny.yaml")
+    assert_user_error(result, str(arch), "nests deeper")

@@ -82,6 +82,8 @@ def read_json(path: str | os.PathLike[str], kind: str, error: type[TfnasError]) 
             f"{path}: holds the key {exc.args[0]!r} twice in one object; JSON keeps the last "
             "silently, tfnas refuses to guess: keep one."
         ) from None
+    except RecursionError:
+        raise error(f"{path}: nests deeper than any {kind} does.") from None
     except json.JSONDecodeError as exc:
         raise error(
             f"{path}: is not valid JSON, perhaps truncated (line {exc.lineno}, column "

@@ -387,6 +387,8 @@ def parse_space(text: str, source: str = "<string>") -> SearchSpace:
             f"{source}: names {key!r} twice in one mapping (line {line}); YAML keeps the "
             "last silently, tfnas refuses to guess: keep one."
         ) from None
+    except RecursionError:
+        raise SpaceError(f"{source}: nests deeper than any search space does.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
