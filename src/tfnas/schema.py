@@ -129,7 +129,14 @@ def block_place(where: str) -> str:
     return f" (stage {int(stage) + 1}" + (f" block {int(block) + 1})" if block else ")")
 
 
+def entry_place(where: str) -> str:
+    """Where a field of an ``entries[i]`` list is, counted from 1: `` (entry 2)``."""
+    found = re.match(r"entries\[(\d+)\]", where)
+    return f" (entry {int(found.group(1)) + 1})" if found else ""
+
+
 __all__ = [
+    "entry_place",
     "Count",
     "OpenRecord",
     "Record",

@@ -75,13 +75,16 @@ class Journal:
         for line in lines[1:]:
             record = json_object(line)
             try:
-                assert record is not None
+                if record is None:
+                    raise ValueError("not a JSON object")
                 ms = float(record["ms"])
-                # a latency no measurement gives (edited, or written by a broken runner)
-                assert math.isfinite(ms) and ms > 0
+                # a latency no measurement gives (edited, or written by a broken runner); an
+                # explicit check, not an assert, which python -O would remove
+                if not (math.isfinite(ms) and ms > 0):
+                    raise ValueError(f"latency {ms}")
                 self.done[record["job"], int(record["round"])] = ms
                 self.seconds = float(record.get("seconds", self.seconds))
-            except (AssertionError, KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):
                 break  # a line cut short by the kill (or unusable): measured again
             good.append(line)
         if len(good) != len(lines):

@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import SettingError, named
 from ..io import atomic_write_bytes, atomic_write_json, read_json, read_text
 from ..options import MODEL_FORMATS
-from ..schema import validate
+from ..schema import entry_place, validate
 from ..space import SearchSpace, load_space
 from .jobs import CALL_JOB, REFERENCE_JOB, Job, PlanModules, plan_jobs, table_from_measurements
 from .plan_schema import PLAN_FORMAT, PLAN_VERSION, ManifestFile
@@ -188,7 +188,7 @@ def load_manifest(plan_dir: str | Path, check_files: bool = True) -> Manifest:
             f"{path}: is a plan of version {data.get('version')!r}; this tfnas reads "
             f"version {PLAN_VERSION}."
         )
-    validate(ManifestFile, data, str(path), LatencyTableError, _entry_place)
+    validate(ManifestFile, data, str(path), LatencyTableError, entry_place)
     manifest = Manifest(plan_dir, data)
     if check_files:
         for entry in manifest.entries:
@@ -200,12 +200,6 @@ def load_manifest(plan_dir: str | Path, check_files: bool = True) -> Manifest:
                     f"{model}: differs from the file {path} lists (checksum); make the plan again."
                 )
     return manifest
-
-
-def _entry_place(where: str) -> str:
-    """An entry's position from 1, as the other messages count."""
-    found = re.match(r"entries\[(\d+)\]", where)
-    return f" (entry {int(found.group(1)) + 1})" if found else ""
 
 
 def read_measurements(path: str | Path, manifest: Manifest) -> dict[str, float]:
